@@ -1,0 +1,53 @@
+"""Builds pygan and its compiled extension ``pygan._C`` from csrc/.
+
+CPU kernels (csrc/*.cpp) are always built. CUDA kernels (csrc/*.cu) are added when a CUDA
+toolkit is found and either a GPU is visible or FORCE_CUDA=1 is set; TORCH_CUDA_ARCH_LIST picks
+the architectures. Everything is compiled here, at install time: pygan never compiles at import.
+
+    pip install --no-build-isolation -e .          # torch must already be installed
+    FORCE_CUDA=1 CUDA_HOME=/usr/local/cuda TORCH_CUDA_ARCH_LIST="8.0;9.0" pip install ...
+"""
+
+import glob
+import os
+
+from setuptools import find_packages, setup
+
+import torch
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+
+def want_cuda() -> bool:
+    if os.environ.get("FORCE_CUDA", "0") == "1":
+        if CUDA_HOME is None:
+            raise RuntimeError("FORCE_CUDA=1 but no CUDA toolkit was found: set CUDA_HOME")
+        return True
+    return CUDA_HOME is not None and torch.cuda.is_available()
+
+
+def extension():
+    cpp_sources = sorted(glob.glob("csrc/*.cpp"))
+    cuda_sources = sorted(glob.glob("csrc/*.cu"))
+    cxx_flags = ["-O3", "-fopenmp"]  # the C++ standard comes from torch.utils.cpp_extension
+    if want_cuda() and cuda_sources:
+        print(f"pygan: building CUDA kernels ({len(cuda_sources)} files) with {CUDA_HOME}")
+        return CUDAExtension(
+            "pygan._C", cpp_sources + cuda_sources,
+            define_macros=[("PYGAN_WITH_CUDA", "1")],
+            extra_compile_args={"cxx": cxx_flags,
+                                "nvcc": ["-O3",
+                                         "--expt-relaxed-constexpr"]},
+            extra_link_args=["-fopenmp"])
+    print("pygan: building CPU kernels only")
+    return CppExtension("pygan._C", cpp_sources, extra_compile_args=cxx_flags,
+                        extra_link_args=["-fopenmp"])
+
+
+setup(
+    # triton_kernels/ ships inside the package as pygan.triton_kernels: the top-level import name
+    # `triton_kernels` belongs to the Triton project's own kernel package (DESIGN.md §2).
+    packages=find_packages(include=["pygan", "pygan.*"]) + ["pygan.triton_kernels"],
+    package_dir={"pygan.triton_kernels": "triton_kernels"},
+    ext_modules=[extension()],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+)

@@ -1,0 +1,1 @@
+"""Triton kernels of pygan, installed as ``pygan.triton_kernels`` (one module per op)."""
