@@ -21,6 +21,9 @@ def want_cuda() -> bool:
     if os.environ.get("FORCE_CUDA", "0") == "1":
         if CUDA_HOME is None:
             raise RuntimeError("FORCE_CUDA=1 but no CUDA toolkit was found: set CUDA_HOME")
+        if not torch.cuda.is_available():
+            # No GPU to ask: build for Ampere (A100) and Hopper (H100/H200) unless told otherwise.
+            os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
         return True
     return CUDA_HOME is not None and torch.cuda.is_available()
 

@@ -7,22 +7,31 @@
 namespace pygan {
 namespace {
 
+// One line of the forward: y[i] = gain * lrelu(x[i] * scale + b). Parameters by value and
+// restrict pointers, so the unit-stride loop vectorises.
+template <typename scalar_t, typename acc_t>
+inline void forward_line(const scalar_t* __restrict x, int64_t xs, scalar_t* __restrict y, int64_t ys,
+                         int64_t len, acc_t scale, acc_t b, acc_t pos, acc_t neg) {
+  if (xs == 1 && ys == 1) {
+    for (int64_t i = 0; i < len; ++i) y[i] = lrelu_gain<acc_t>(static_cast<acc_t>(x[i]) * scale + b, pos, neg);
+  } else {
+    for (int64_t i = 0; i < len; ++i) y[i * ys] = lrelu_gain<acc_t>(static_cast<acc_t>(x[i * xs]) * scale + b, pos, neg);
+  }
+}
+
 template <typename scalar_t>
 void bias_lrelu_kernel(const scalar_t* x, NCS xv, const scalar_t* bias, scalar_t* y, NCS yv,
                        double scale_, double slope_, double gain_) {
   using acc_t = at::opmath_type<scalar_t>;
-  const acc_t scale = scale_, slope = slope_, gain = gain_;
+  const acc_t scale = scale_, pos = gain_, neg = gain_ * slope_;
   const int64_t N = xv.n, C = xv.c, S = xv.s;
   if (!xv.channels_inner()) {  // lines: (n, c) rows over s
     at::parallel_for(0, N * C, grain_for(S), [&](int64_t begin, int64_t end) {
       for (int64_t line = begin; line < end; ++line) {
         const int64_t n = line / C, c = line % C;
         const acc_t b = bias ? static_cast<acc_t>(bias[c]) : acc_t(0);
-        const scalar_t* xl = x + n * xv.sn + c * xv.sc;
-        scalar_t* yl = y + n * yv.sn + c * yv.sc;
-        for (int64_t s = 0; s < S; ++s) {
-          yl[s * yv.ss] = lrelu_gain<acc_t>(static_cast<acc_t>(xl[s * xv.ss]) * scale + b, slope, gain);
-        }
+        forward_line<scalar_t, acc_t>(x + n * xv.sn + c * xv.sc, xv.ss, y + n * yv.sn + c * yv.sc, yv.ss,
+                                      S, scale, b, pos, neg);
       }
     });
   } else {  // lines: (n, s) pixels over c
@@ -31,13 +40,46 @@ void bias_lrelu_kernel(const scalar_t* x, NCS xv, const scalar_t* bias, scalar_t
         const int64_t n = line / S, s = line % S;
         const scalar_t* xl = x + n * xv.sn + s * xv.ss;
         scalar_t* yl = y + n * yv.sn + s * yv.ss;
-        for (int64_t c = 0; c < C; ++c) {
-          const acc_t b = bias ? static_cast<acc_t>(bias[c]) : acc_t(0);
-          yl[c * yv.sc] = lrelu_gain<acc_t>(static_cast<acc_t>(xl[c * xv.sc]) * scale + b, slope, gain);
+        if (bias == nullptr) {
+          forward_line<scalar_t, acc_t>(xl, xv.sc, yl, yv.sc, C, scale, acc_t(0), pos, neg);
+        } else {
+          for (int64_t c = 0; c < C; ++c) {
+            yl[c * yv.sc] = lrelu_gain<acc_t>(static_cast<acc_t>(xl[c * xv.sc]) * scale + static_cast<acc_t>(bias[c]), pos, neg);
+          }
         }
       }
     });
   }
+}
+
+// One line of the backward: dz = g * (out > 0 ? pos : neg), dx = scale * dz; returns sum(dz).
+template <typename scalar_t, typename acc_t>
+inline acc_t backward_line(const scalar_t* __restrict g, int64_t gs, const scalar_t* __restrict o, int64_t os,
+                           scalar_t* __restrict d, int64_t ds, int64_t len, acc_t scale, acc_t pos, acc_t neg) {
+  // eight lanes keep the sum vectorisable without reassociation flags
+  acc_t lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  if (gs == 1 && os == 1 && ds == 1) {
+    int64_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+      for (int j = 0; j < 8; ++j) {
+        const acc_t dz = static_cast<acc_t>(g[i + j]) * (static_cast<acc_t>(o[i + j]) > acc_t(0) ? pos : neg);
+        d[i + j] = dz * scale;
+        lane[j] += dz;
+      }
+    }
+    for (; i < len; ++i) {
+      const acc_t dz = static_cast<acc_t>(g[i]) * (static_cast<acc_t>(o[i]) > acc_t(0) ? pos : neg);
+      d[i] = dz * scale;
+      lane[0] += dz;
+    }
+  } else {
+    for (int64_t i = 0; i < len; ++i) {
+      const acc_t dz = static_cast<acc_t>(g[i * gs]) * (static_cast<acc_t>(o[i * os]) > acc_t(0) ? pos : neg);
+      d[i * ds] = dz * scale;
+      lane[0] += dz;
+    }
+  }
+  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
 // Writes dx and, when db != nullptr, the per-channel sums of dz into db (deterministically:
@@ -53,16 +95,9 @@ void bias_lrelu_bwd_kernel(const scalar_t* g, NCS gv, const scalar_t* out, NCS o
     at::parallel_for(0, N * C, grain_for(S), [&](int64_t begin, int64_t end) {
       for (int64_t line = begin; line < end; ++line) {
         const int64_t n = line / C, c = line % C;
-        const scalar_t* gl = g + n * gv.sn + c * gv.sc;
-        const scalar_t* ol = out + n * ov.sn + c * ov.sc;
-        scalar_t* dl = dx + n * dv.sn + c * dv.sc;
-        acc_t sum = 0;
-        for (int64_t s = 0; s < S; ++s) {
-          const acc_t dz = static_cast<acc_t>(gl[s * gv.ss]) *
-                           (static_cast<acc_t>(ol[s * ov.ss]) > acc_t(0) ? pos : neg);
-          dl[s * dv.ss] = dz * scale;
-          sum += dz;
-        }
+        const acc_t sum = backward_line<scalar_t, acc_t>(
+            g + n * gv.sn + c * gv.sc, gv.ss, out + n * ov.sn + c * ov.sc, ov.ss,
+            dx + n * dv.sn + c * dv.sc, dv.ss, S, scale, pos, neg);
         if (db) line_sum[line] = sum;
       }
     });
@@ -77,6 +112,7 @@ void bias_lrelu_bwd_kernel(const scalar_t* g, NCS gv, const scalar_t* out, NCS o
     const int64_t lines = N * S, chunk = ceil_div(lines, kMaxChunks), chunks = ceil_div(lines, chunk);
     std::vector<acc_t> partial(db ? chunks * C : 0, acc_t(0));
     at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+      const acc_t sc = scale, p = pos, q = neg;  // task-local: cannot alias the outputs
       for (int64_t k = begin; k < end; ++k) {
         acc_t* part = db ? partial.data() + k * C : nullptr;
         for (int64_t line = k * chunk; line < std::min(lines, (k + 1) * chunk); ++line) {
@@ -85,9 +121,8 @@ void bias_lrelu_bwd_kernel(const scalar_t* g, NCS gv, const scalar_t* out, NCS o
           const scalar_t* ol = out + n * ov.sn + s * ov.ss;
           scalar_t* dl = dx + n * dv.sn + s * dv.ss;
           for (int64_t c = 0; c < C; ++c) {
-            const acc_t dz = static_cast<acc_t>(gl[c * gv.sc]) *
-                             (static_cast<acc_t>(ol[c * ov.sc]) > acc_t(0) ? pos : neg);
-            dl[c * dv.sc] = dz * scale;
+            const acc_t dz = static_cast<acc_t>(gl[c * gv.sc]) * (static_cast<acc_t>(ol[c * ov.sc]) > acc_t(0) ? p : q);
+            dl[c * dv.sc] = dz * sc;
             if (part) part[c] += dz;
           }
         }

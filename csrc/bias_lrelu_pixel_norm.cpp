@@ -8,11 +8,13 @@
 namespace pygan {
 namespace {
 
+// The activation a = gain * lrelu(x * scale + b, slope), with pos = gain, neg = gain * slope.
 template <typename acc_t>
 struct Act {
-  acc_t scale, slope, gain;
-  acc_t operator()(acc_t x, acc_t b) const { return lrelu_gain<acc_t>(x * scale + b, slope, gain); }
-  acc_t slope_of(acc_t a) const { return a > acc_t(0) ? gain : gain * slope; }
+  acc_t scale, pos, neg;
+  Act(double scale_, double slope, double gain) : scale(scale_), pos(gain), neg(gain * slope) {}
+  acc_t operator()(acc_t x, acc_t b) const { return lrelu_gain<acc_t>(x * scale + b, pos, neg); }
+  acc_t slope_of(acc_t a) const { return a > acc_t(0) ? pos : neg; }
 };
 
 template <typename scalar_t>
@@ -21,7 +23,8 @@ void fused_kernel(const scalar_t* x, NCS xv, const scalar_t* bias, scalar_t* y, 
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t C = xv.c, S = xv.s, blocks = ceil_div(S, kPixelBlock);
   const acc_t inv_c = acc_t(1) / acc_t(C), e = static_cast<acc_t>(eps);
-  at::parallel_for(0, xv.n * blocks, grain_for(C * kPixelBlock), [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, xv.n * blocks, grain_for(C * kPixelBlock), [&, act, inv_c, e](int64_t begin, int64_t end) {
+    const Act<acc_t> f = act;  // task-local: cannot alias the outputs
     acc_t r[kPixelBlock];
     for (int64_t b = begin; b < end; ++b) {
       const int64_t n = b / blocks, s0 = (b % blocks) * kPixelBlock;
@@ -33,7 +36,7 @@ void fused_kernel(const scalar_t* x, NCS xv, const scalar_t* bias, scalar_t* y, 
         const acc_t bc = bias ? static_cast<acc_t>(bias[c]) : acc_t(0);
         const scalar_t* xc = xb + c * xv.sc;
         for (int64_t i = 0; i < len; ++i) {
-          const acc_t a = act(static_cast<acc_t>(xc[i * xv.ss]), bc);
+          const acc_t a = f(static_cast<acc_t>(xc[i * xv.ss]), bc);
           r[i] += a * a;
         }
       }
@@ -42,7 +45,7 @@ void fused_kernel(const scalar_t* x, NCS xv, const scalar_t* bias, scalar_t* y, 
         const acc_t bc = bias ? static_cast<acc_t>(bias[c]) : acc_t(0);
         const scalar_t* xc = xb + c * xv.sc;
         scalar_t* yc = yb + c * yv.sc;
-        for (int64_t i = 0; i < len; ++i) yc[i * yv.ss] = act(static_cast<acc_t>(xc[i * xv.ss]), bc) * r[i];
+        for (int64_t i = 0; i < len; ++i) yc[i * yv.ss] = f(static_cast<acc_t>(xc[i * xv.ss]), bc) * r[i];
       }
     }
   });
@@ -58,7 +61,8 @@ void fused_bwd_kernel(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, cons
   // Blocks are grouped into at most kMaxChunks chunks, each with its own bias partial sums.
   const int64_t units = N * blocks, chunk = ceil_div(units, kMaxChunks), chunks = ceil_div(units, chunk);
   std::vector<acc_t> partial(db ? chunks * C : 0, acc_t(0));
-  at::parallel_for(0, chunks, 1, [&](int64_t kbegin, int64_t kend) {
+  at::parallel_for(0, chunks, 1, [&, act, inv_c, e](int64_t kbegin, int64_t kend) {
+    const Act<acc_t> f = act;
     acc_t r[kPixelBlock], k3[kPixelBlock];
     for (int64_t k = kbegin; k < kend; ++k) {
       acc_t* part = db ? partial.data() + k * C : nullptr;
@@ -75,7 +79,7 @@ void fused_bwd_kernel(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, cons
           const scalar_t* xc = xb + c * xv.sc;
           const scalar_t* gc = gb + c * gv.sc;
           for (int64_t i = 0; i < len; ++i) {
-            const acc_t a = act(static_cast<acc_t>(xc[i * xv.ss]), bc);
+            const acc_t a = f(static_cast<acc_t>(xc[i * xv.ss]), bc);
             r[i] += a * a;
             k3[i] += static_cast<acc_t>(gc[i * gv.ss]) * a;
           }
@@ -92,9 +96,9 @@ void fused_bwd_kernel(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, cons
           scalar_t* dc = db_ + c * dv.sc;
           acc_t sum = 0;
           for (int64_t i = 0; i < len; ++i) {
-            const acc_t a = act(static_cast<acc_t>(xc[i * xv.ss]), bc);
-            const acc_t dz = (r[i] * static_cast<acc_t>(gc[i * gv.ss]) - k3[i] * a) * act.slope_of(a);
-            dc[i * dv.ss] = dz * act.scale;
+            const acc_t a = f(static_cast<acc_t>(xc[i * xv.ss]), bc);
+            const acc_t dz = (r[i] * static_cast<acc_t>(gc[i * gv.ss]) - k3[i] * a) * f.slope_of(a);
+            dc[i * dv.ss] = dz * f.scale;
             sum += dz;
           }
           if (part) part[c] += sum;
@@ -124,7 +128,7 @@ at::Tensor bias_lrelu_pixel_norm_cpu(const at::Tensor& x_, const std::optional<a
     fused_kernel<scalar_t>(x.const_data_ptr<scalar_t>(), xv,
                            bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr,
                            y.work.mutable_data_ptr<scalar_t>(), y.v,
-                           Act<acc_t>{acc_t(scale), acc_t(slope), acc_t(gain)}, eps);
+                           Act<acc_t>(scale, slope, gain), eps);
   });
   return y.finish();
 }
@@ -150,7 +154,7 @@ std::tuple<at::Tensor, at::Tensor> bias_lrelu_pixel_norm_bwd_cpu(
                                bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr,
                                dx.work.mutable_data_ptr<scalar_t>(), dx.v,
                                bias_grad ? db.mutable_data_ptr<scalar_t>() : nullptr,
-                               Act<acc_t>{acc_t(scale), acc_t(slope), acc_t(gain)}, eps);
+                               Act<acc_t>(scale, slope, gain), eps);
   });
   return {dx.finish(), db};
 }

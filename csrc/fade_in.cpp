@@ -25,16 +25,18 @@ template <typename Body>
 void for_each_nchw(int64_t N, int64_t C, int64_t H, int64_t W, const Strides4& layout, const Body& body) {
   if (C > 1 && layout.c == 1 && H * W > 1) {
     at::parallel_for(0, N * H * W, grain_for(C), [&](int64_t begin, int64_t end) {
+      const Body fn = body;  // a task-local copy: stores through output pointers can't alias it
       for (int64_t line = begin; line < end; ++line) {
         const int64_t n = line / (H * W), h = (line / W) % H, w = line % W;
-        for (int64_t c = 0; c < C; ++c) body(n, c, h, w);
+        for (int64_t c = 0; c < C; ++c) fn(n, c, h, w);
       }
     });
   } else {
     at::parallel_for(0, N * C * H, grain_for(W), [&](int64_t begin, int64_t end) {
+      const Body fn = body;
       for (int64_t line = begin; line < end; ++line) {
         const int64_t n = line / (C * H), c = (line / H) % C, h = line % H;
-        for (int64_t w = 0; w < W; ++w) body(n, c, h, w);
+        for (int64_t w = 0; w < W; ++w) fn(n, c, h, w);
       }
     });
   }
@@ -61,7 +63,7 @@ at::Tensor fade_in_cpu(const at::Tensor& low, const at::Tensor& high, const at::
     const scalar_t* l = low.const_data_ptr<scalar_t>();
     const scalar_t* h = high.const_data_ptr<scalar_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    for_each_nchw(N, C, H, W, os, [&](int64_t n, int64_t c, int64_t y, int64_t x) {
+    for_each_nchw(N, C, H, W, os, [=](int64_t n, int64_t c, int64_t y, int64_t x) {
       const acc_t hv = h[n * hs.n + c * hs.c + y * hs.h + x * hs.w];
       const acc_t lv = l[n * ls.n + c * ls.c + (y >> shift) * ls.h + (x >> shift) * ls.w];
       o[n * os.n + c * os.c + y * os.h + x * os.w] = a * hv + b * lv;
@@ -90,7 +92,7 @@ std::tuple<at::Tensor, at::Tensor> fade_in_bwd_cpu(const at::Tensor& grad, const
     scalar_t* dl = d_low.mutable_data_ptr<scalar_t>();
     // Each task owns whole low-resolution elements: it reads their 2x2 (or 1x1) blocks of g,
     // writes d_high for those blocks and d_low for the element.
-    for_each_nchw(N, C, h, w, ls, [&](int64_t n, int64_t c, int64_t y, int64_t x) {
+    for_each_nchw(N, C, h, w, ls, [=](int64_t n, int64_t c, int64_t y, int64_t x) {
       acc_t sum = 0;
       for (int64_t dy = 0; dy <= shift; ++dy) {
         for (int64_t dx = 0; dx <= shift; ++dx) {

@@ -35,7 +35,9 @@ std::tuple<at::Tensor, at::Tensor> gradient_penalty_cpu(const at::Tensor& grad_,
       for (int64_t u = begin; u < end; ++u) {
         const int64_t n = u / chunks, k0 = (u % chunks) * kRowChunk, k1 = std::min(K, k0 + kRowChunk);
         const scalar_t* row = g + n * K;
+        // a SIMD reduction: vectorised, and a shorter rounding-error chain than one running sum
         acc_t sum = 0;
+        _Pragma("omp simd reduction(+ : sum)")
         for (int64_t k = k0; k < k1; ++k) {
           const acc_t v = row[k];
           sum += v * v;
@@ -74,7 +76,7 @@ at::Tensor gradient_penalty_bwd_cpu(const at::Tensor& grad_loss, const at::Tenso
     const acc_t* nr = norms_c.const_data_ptr<acc_t>();
     scalar_t* d = work.mutable_data_ptr<scalar_t>();
     const int64_t chunks = ceil_div(std::max<int64_t>(K, 1), kRowChunk);
-    at::parallel_for(0, N * chunks, 1, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, N * chunks, 1, [&, gl, target](int64_t begin, int64_t end) {
       for (int64_t u = begin; u < end; ++u) {
         const int64_t n = u / chunks, k0 = (u % chunks) * kRowChunk, k1 = std::min(K, k0 + kRowChunk);
         const acc_t coef = nr[n] > acc_t(0) ? acc_t(gl * 2.0 / N * (1.0 - target / double(nr[n]))) : acc_t(0);

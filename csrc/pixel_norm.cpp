@@ -12,7 +12,7 @@ void pixel_norm_kernel(const scalar_t* x, NCS xv, scalar_t* y, NCS yv, double ep
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t C = xv.c, S = xv.s, blocks = ceil_div(S, kPixelBlock);
   const acc_t inv_c = acc_t(1) / acc_t(C), e = static_cast<acc_t>(eps);
-  at::parallel_for(0, xv.n * blocks, grain_for(C * kPixelBlock), [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, xv.n * blocks, grain_for(C * kPixelBlock), [&, inv_c, e](int64_t begin, int64_t end) {
     acc_t r[kPixelBlock];
     for (int64_t b = begin; b < end; ++b) {
       const int64_t n = b / blocks, s0 = (b % blocks) * kPixelBlock;
@@ -43,7 +43,7 @@ void pixel_norm_bwd_kernel(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv,
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t C = xv.c, S = xv.s, blocks = ceil_div(S, kPixelBlock);
   const acc_t inv_c = acc_t(1) / acc_t(C), e = static_cast<acc_t>(eps);
-  at::parallel_for(0, xv.n * blocks, grain_for(C * kPixelBlock), [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, xv.n * blocks, grain_for(C * kPixelBlock), [&, inv_c, e](int64_t begin, int64_t end) {
     acc_t sxx[kPixelBlock], sgx[kPixelBlock];
     for (int64_t b = begin; b < end; ++b) {
       const int64_t n = b / blocks, s0 = (b % blocks) * kPixelBlock;

@@ -94,6 +94,7 @@ def register(ns: str) -> None:
     def setup_bwd(ctx, inputs, output):
         _, out, ctx.scale, ctx.slope, ctx.gain, ctx.bias_grad = inputs
         ctx.save_for_backward(out)
+        ctx.set_materialize_grads(False)
 
     def backward_bwd(ctx, h_x, h_bias):
         (out,) = ctx.saved_tensors

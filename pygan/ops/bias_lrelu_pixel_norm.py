@@ -73,6 +73,7 @@ def register(ns: str) -> None:
         grad, x, bias, ctx.scale, ctx.slope, ctx.gain, ctx.eps, ctx.bias_grad = inputs
         ctx.has_bias = bias is not None
         ctx.save_for_backward(grad, x, bias)
+        ctx.set_materialize_grads(False)
 
     def backward_bwd(ctx, h_x, h_bias):
         grad, x, bias = ctx.saved_tensors

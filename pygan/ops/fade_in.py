@@ -50,7 +50,7 @@ def check_fade_in_args(low, high, alpha) -> torch.Tensor:
             raise ValueError(f"alpha must be a float or a 0-dim tensor; got shape {tuple(alpha.shape)}")
         _checks.tensor("alpha", alpha)
         if alpha.device.type == "cpu":   # a CUDA alpha is not read back: that would synchronise
-            value = float(alpha)
+            value = float(alpha.detach())
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"alpha must be in [0, 1], got {value}")
         elif alpha.device != high.device:
@@ -110,6 +110,7 @@ def register(ns: str) -> None:
     def setup_bwd(ctx, inputs, output):
         grad, alpha, ctx.upsampled = inputs
         ctx.save_for_backward(grad, alpha)
+        ctx.set_materialize_grads(False)
 
     def backward_bwd(ctx, h_low, h_high):
         grad, alpha = ctx.saved_tensors

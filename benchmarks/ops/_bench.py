@@ -1,0 +1,178 @@
+"""Shared machinery of the op benchmarks: providers, modes, timing, and result rows.
+
+Providers: ``reference`` (eager PyTorch), ``compile`` (torch.compile of the reference, where it
+can run), and the compiled backends ``cpp`` (CPU), ``cuda`` and ``triton`` (GPU).
+Modes: ``fwd``; ``fwd+bwd`` (forward, then backward of <out, g>); ``double-bwd`` (the
+gradient-penalty pattern: grad with create_graph, then backward through it), which
+torch.compile cannot run.
+
+Timing: on a GPU, ``triton.testing.do_bench`` medians; on the CPU, torch.utils.benchmark's
+``blocked_autorange`` medians. Achieved bandwidth counts the fewest bytes each op must move
+(``OpBench.min_bytes``: each input read once, each output written once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import platform
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+import pygan.ops as ops
+
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
+MODES = ("fwd", "fwd+bwd", "double-bwd")
+
+
+@dataclasses.dataclass
+class OpBench:
+    """How to benchmark one op.
+
+    inputs(shape, dtype, device, channels_last) -> list of tensors (the differentiable ones)
+    call(backend) -> f(*inputs) -> tensor; backend "reference" gives the eager reference
+    min_bytes(inputs, mode) -> bytes the op must move at the least in that mode
+    """
+
+    name: str
+    inputs: Callable[..., list[torch.Tensor]]
+    call: Callable[[str], Callable[..., torch.Tensor]]
+    min_bytes: Callable[[list[torch.Tensor], str], int]
+    modes: Sequence[str] = ("fwd", "fwd+bwd", "double-bwd")
+
+
+def tensor_bytes(*ts: torch.Tensor) -> int:
+    return sum(t.numel() * t.element_size() for t in ts)
+
+
+def _workload(fn, inputs, mode):
+    """A zero-argument callable running ``fn`` on ``inputs`` in ``mode``."""
+    leaves = [t.detach().requires_grad_(mode != "fwd") for t in inputs]
+    if mode == "fwd":
+        return lambda: fn(*leaves)
+    out = fn(*leaves)
+    cot = torch.randn_like(out)
+    if mode == "fwd+bwd":
+        return lambda: torch.autograd.grad(fn(*leaves), leaves, cot)
+
+    def double_backward():
+        out = fn(*leaves)
+        grads = torch.autograd.grad(out, leaves, cot, create_graph=True)
+        return torch.autograd.grad(sum(g.square().sum() for g in grads), leaves)
+    return double_backward
+
+
+def median_seconds(fn, device: torch.device) -> float:
+    if device.type == "cuda":
+        import triton.testing
+        return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median") / 1e3
+    import torch.utils.benchmark as tb
+    fn()  # warm-up (first call may build caches)
+    return tb.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=0.4).median
+
+
+def copy_bandwidth(device: torch.device, nbytes: int = 1 << 30) -> float:
+    """Bytes per second of a large device copy (bytes read + bytes written)."""
+    n = nbytes // 4 if device.type == "cuda" else nbytes // 16
+    src = torch.empty(n, dtype=torch.float32, device=device).uniform_()
+    dst = torch.empty_like(src)
+    t = median_seconds(lambda: dst.copy_(src), device)
+    return 2 * src.numel() * 4 / t
+
+
+def providers_for(device: torch.device) -> list[str]:
+    avail = ops.available_backends()
+    names = ["reference", "compile"]
+    if device.type == "cpu":
+        names += ["cpp"] if avail["cpp"] else []
+    else:
+        names += [b for b in ("cuda", "triton") if avail[b]]
+    return names
+
+
+def provider_fn(bench: OpBench, provider: str):
+    if provider == "compile":
+        return torch.compile(bench.call("reference"))
+    return bench.call(provider)
+
+
+def run(bench: OpBench, shapes, dtypes, *, device="cpu", channels_last=(False,), modes=None,
+        providers=None, bandwidth: float | None = None) -> list[dict]:
+    """Time every provider on every case; return result rows (ratios are per case, one run)."""
+    device = torch.device(device)
+    providers = providers or providers_for(device)
+    rows = []
+    for shape in shapes:
+        for dtype in dtypes:
+            for cl in channels_last:
+                if cl and len(shape) != 4:
+                    continue
+                inputs = bench.inputs(shape, dtype, device, cl)
+                for mode in modes or bench.modes:
+                    times = {}
+                    for p in providers:
+                        if p == "compile" and mode == "double-bwd":
+                            continue  # torch.compile cannot differentiate twice (DESIGN.md §3)
+                        try:
+                            times[p] = median_seconds(_workload(provider_fn(bench, p), inputs, mode), device)
+                        except Exception as exc:  # a provider that cannot run this case
+                            print(f"  {bench.name} {mode} {p}: skipped ({type(exc).__name__}: {exc})"[:200])
+                    nbytes = bench.min_bytes(inputs, mode)
+                    for p, t in times.items():
+                        row = dict(op=bench.name, mode=mode, provider=p, shape=list(shape),
+                                   dtype=str(dtype).removeprefix("torch."), channels_last=cl,
+                                   seconds=t, gbps=nbytes / t / 1e9,
+                                   speedup_vs_reference=times["reference"] / t if "reference" in times else None)
+                        if bandwidth:
+                            row["fraction_of_copy_bandwidth"] = nbytes / t / bandwidth
+                        rows.append(row)
+    return rows
+
+
+def environment(device: str) -> dict:
+    dev = torch.device(device)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent).stdout.strip()
+    except OSError:
+        commit = None
+    try:
+        import triton
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = None
+    return dict(
+        device=torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
+        device_type=dev.type, cpu_threads=torch.get_num_threads(), torch=torch.__version__,
+        triton=triton_version, cuda=torch.version.cuda, git_commit=commit,
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def write_results(name: str, rows: list[dict], env: dict) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = env["date"].replace(":", "").replace("-", "")[:15]
+    path = RESULTS_DIR / f"{name}-{env['device_type']}-{stamp}.json"
+    path.write_text(json.dumps(dict(environment=env, rows=rows), indent=1))
+    return path
+
+
+def print_table(rows: list[dict]) -> None:
+    key = lambda r: (r["op"], str(r["shape"]), r["dtype"], r["channels_last"], r["mode"])  # noqa: E731
+    groups: dict[tuple, dict[str, dict]] = {}
+    for r in rows:
+        groups.setdefault(key(r), {})[r["provider"]] = r
+    providers = sorted({r["provider"] for r in rows}, key=["reference", "compile", "cpp", "cuda", "triton"].index)
+    head = f"{'op':<22}{'shape':<20}{'dtype':<9}{'CL':<3}{'mode':<11}" + "".join(f"{p + ' ms':>13}" for p in providers)
+    head += "".join(f"{p + ' x':>11}" for p in providers if p != "reference")
+    print(head)
+    for (op, shape, dtype, cl, mode), by in groups.items():
+        line = f"{op:<22}{shape:<20}{dtype:<9}{'y' if cl else 'n':<3}{mode:<11}"
+        line += "".join(f"{by[p]['seconds'] * 1e3:>13.3f}" if p in by else f"{'-':>13}" for p in providers)
+        line += "".join(f"{by[p]['speedup_vs_reference']:>11.2f}" if p in by and by[p]['speedup_vs_reference'] else f"{'-':>11}"
+                        for p in providers if p != "reference")
+        print(line)

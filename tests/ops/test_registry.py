@@ -1,0 +1,127 @@
+"""Backend selection: set_backend, use_backend, PYGAN_BACKEND, available_backends, and errors."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import pygan.ops as ops
+from pygan.ops import _registry
+
+
+def test_available_backends_reports_every_backend_with_a_reason():
+    report = ops.available_backends()
+    assert set(report) == {"reference", "cpp", "cuda", "triton", "auto"}
+    assert report["reference"].available and report["auto"].available
+    for name, st in report.items():
+        assert isinstance(st.available, bool) and st.reason, name
+    if not torch.cuda.is_available():
+        assert not report["cuda"].available
+
+
+def test_use_backend_routes_every_op_and_restores(monkeypatch):
+    seen = []
+    real_resolve = _registry.resolve
+
+    def spy(op, backend, device):
+        seen.append((op, real_resolve(op, backend, device)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(_registry, "resolve", spy)
+    before = ops.get_backend()
+    x = torch.randn(4, 3, 4, 4)
+    with ops.use_backend("reference"):
+        assert ops.get_backend() == "reference"
+        ops.pixel_norm(x), ops.bias_lrelu(x), ops.bias_lrelu_pixel_norm(x), ops.minibatch_std(x)
+        ops.fade_in(x[:, :, :2, :2], x, 0.5), ops.gradient_penalty(x)
+    assert ops.get_backend() == before
+    assert seen == [(op, "reference") for op in ops.OPS]
+    seen.clear()
+    ops.pixel_norm(x, backend="reference")
+    assert seen == [("pixel_norm", "reference")]
+
+
+def test_use_backend_restores_after_an_error():
+    before = ops.get_backend()
+    with pytest.raises(ZeroDivisionError):
+        with ops.use_backend("reference"):
+            1 / 0
+    assert ops.get_backend() == before
+
+
+def test_resolve_auto_on_cpu():
+    expected = "cpp" if ops.available_backends()["cpp"] else "reference"
+    assert _registry.resolve("pixel_norm", "auto", torch.device("cpu")) == expected
+
+
+def test_unknown_backend_is_a_clear_error():
+    with pytest.raises(ValueError, match="backend must be one of 'reference', 'cpp', 'cuda', 'triton', 'auto'; got 'fast'"):
+        ops.set_backend("fast")
+
+
+def test_requested_backend_that_cannot_run_raises_with_reason():
+    if ops.available_backends()["cuda"]:
+        pytest.skip("the cuda backend is available here, so requesting it does not fail")
+    with pytest.raises(RuntimeError, match="pygan backend 'cuda' was requested but cannot run: "):
+        ops.pixel_norm(torch.randn(2, 3), backend="cuda")
+
+
+def test_cpp_backend_refuses_other_devices():
+    if not ops.available_backends()["cpp"]:
+        pytest.skip("cpp backend unavailable: " + ops.available_backends()["cpp"].reason)
+    with pytest.raises(ValueError, match="pygan backend 'cpp' runs on cpu tensors; got tensors on meta"):
+        ops.pixel_norm(torch.randn(2, 3, device="meta"), backend="cpp")
+
+
+def _run_python(code, **env):
+    full_env = {**os.environ, **env}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
+                          timeout=120)
+
+
+def test_environment_variable_sets_the_default():
+    r = _run_python("import pygan.ops as o; print(o.get_backend())", PYGAN_BACKEND="reference")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "reference"
+
+
+def test_bad_environment_variable_is_a_clear_error():
+    r = _run_python("import pygan", PYGAN_BACKEND="gpu")
+    assert r.returncode != 0 and "backend must be one of" in r.stderr
+
+
+def test_import_without_extension_warns_once_and_uses_reference(tmp_path):
+    """A copy of the Python package without the compiled .so imports, warns once, and works."""
+    import shutil
+    import pygan
+    src = os.path.dirname(pygan.__file__)
+    dst = tmp_path / "pygan"
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    code = ("import warnings, torch\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            "    import pygan.ops as o\n"
+            "    y = o.pixel_norm(torch.randn(2, 3, 4, 4))\n"
+            "    y = o.minibatch_std(torch.randn(4, 3, 4, 4))\n"
+            "msgs = [str(x.message) for x in w if 'pygan' in str(x.message)]\n"
+            "print(len(msgs), o.available_backends()['cpp'].available)\n"
+            "print(msgs[0])\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    count, cpp_available = r.stdout.splitlines()[0].split()
+    assert count == "1" and cpp_available == "False"
+    assert "only the reference backend is available" in r.stdout
+
+
+def test_missing_autograd_registration_is_an_error_in_this_suite():
+    """pyproject's filterwarnings turns PyTorch's "autograd kernel was not registered" warning
+    into an error, so a compiled op without autograd cannot pass silently (DESIGN.md §3)."""
+    lib = torch.library.Library("pygan_suite_check", "FRAGMENT")
+    lib.define("no_autograd(Tensor x) -> Tensor")
+    lib.impl("no_autograd", lambda x: x * 2, "CPU")
+    x = torch.randn(3, requires_grad=True)
+    with pytest.raises(UserWarning, match="autograd kernel was not registered"):
+        torch.ops.pygan_suite_check.no_autograd(x).sum().backward()
