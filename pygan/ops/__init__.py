@@ -36,6 +36,7 @@ OP_MODULES = (_pixel_norm, _bias_lrelu, _bias_lrelu_pixel_norm, _minibatch_std, 
 OPS = tuple(m.__name__.rsplit(".", 1)[1] for m in OP_MODULES)
 
 _library.load(OP_MODULES)
+_library.load_triton(OP_MODULES)
 
 __all__ = [
     "BACKENDS", "BackendStatus", "OPS", "available_backends", "get_backend", "set_backend",

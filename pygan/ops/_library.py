@@ -50,6 +50,41 @@ def _cuda_status() -> _registry.BackendStatus:
     return _registry.BackendStatus(True, "CUDA kernels of pygan._C")
 
 
+_triton_error: str | None = "not loaded yet"
+
+
+def _triton_status() -> _registry.BackendStatus:
+    if _triton_error:
+        return _registry.BackendStatus(False, _triton_error)
+    if torch.cuda.is_available():
+        return _registry.BackendStatus(True, "Triton kernels (pygan.triton_kernels) on CUDA tensors")
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return _registry.BackendStatus(True, "Triton kernels under TRITON_INTERPRET=1 (CPU tensors)")
+    return _registry.BackendStatus(False, "Triton needs a CUDA device, or TRITON_INTERPRET=1 to "
+                                          "interpret its kernels on CPU tensors")
+
+
+def load_triton(op_modules) -> None:
+    """Import the Triton ops (namespace ``torch.ops.pygan_triton``) and register their fake
+    kernels and autograd with the same helpers as the C++ ops."""
+    global _triton_error
+    _registry.register_probe("triton", _triton_status)
+    try:
+        import triton  # noqa: F401
+    except ImportError as exc:
+        _triton_error = f"triton is not installed ({exc})"
+        return
+    try:
+        from pygan import triton_kernels
+        triton_kernels.define_ops()
+    except Exception as exc:  # a broken Triton install must not break `import pygan`
+        _triton_error = f"the Triton kernels failed to load: {type(exc).__name__}: {exc}"
+        return
+    _triton_error = None
+    for module in op_modules:
+        module.register("pygan_triton")
+
+
 def load(op_modules) -> None:
     """Load pygan._C once and register fake kernels and autograd for each op module."""
     global _extension_error
