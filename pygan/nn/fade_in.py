@@ -1,0 +1,27 @@
+"""Progressive-growing fade-in as a layer (Karras et al. 2018, "Progressive Growing of GANs", §3)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import ops
+
+
+class FadeIn(nn.Module):
+    """Blend the previous resolution's output into the new one's while a new block fades in:
+
+        y = alpha * high + (1 - alpha) * up(low)
+
+    ``low`` is (N, C, H/2, W/2) (2x nearest-neighbour upsampled inside the op, never
+    materialised) or (N, C, H, W); ``high`` is (N, C, H, W); ``alpha`` a float or 0-dim tensor in
+    [0, 1]. The blend is linear: put no tanh around it (a known cause of collapse). When the two
+    inputs differ in dtype (under autocast, say) both are computed in their promoted dtype.
+    """
+
+    def forward(self, low: torch.Tensor, high: torch.Tensor,
+                alpha: float | torch.Tensor) -> torch.Tensor:
+        if isinstance(low, torch.Tensor) and isinstance(high, torch.Tensor) and low.dtype != high.dtype:
+            dtype = torch.promote_types(low.dtype, high.dtype)
+            low, high = low.to(dtype), high.to(dtype)
+        return ops.fade_in(low, high, alpha)
