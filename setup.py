@@ -14,6 +14,12 @@ import os
 from setuptools import find_packages, setup
 
 import torch
+
+# A bare `nvcc` wrapper on PATH (as in /usr/local/bin) would make torch guess CUDA_HOME=/usr/local,
+# which holds no CUDA headers; prefer the toolkit's own directory when it exists.
+if "CUDA_HOME" not in os.environ and os.path.isdir("/usr/local/cuda/include"):
+    os.environ["CUDA_HOME"] = "/usr/local/cuda"
+
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 
 
@@ -46,11 +52,27 @@ def extension():
                         extra_link_args=["-fopenmp"])
 
 
+class BuildExtensionPerBackendObjects(BuildExtension):
+    """csrc/<op>.cpp and csrc/<op>.cu would both compile to <op>.o: give CUDA objects their own
+    names (<op>_cuda.o)."""
+
+    def build_extensions(self):
+        object_filenames = self.compiler.object_filenames
+
+        def distinct(sources, strip_dir=0, output_dir=""):
+            objects = object_filenames(sources, strip_dir, output_dir)
+            return [o[:-2] + "_cuda.o" if src.endswith(".cu") else o for src, o in zip(sources, objects)]
+
+        self.compiler.object_filenames = distinct
+        super().build_extensions()
+
+
 setup(
     # triton_kernels/ ships inside the package as pygan.triton_kernels: the top-level import name
     # `triton_kernels` belongs to the Triton project's own kernel package (DESIGN.md §2).
     packages=find_packages(include=["pygan", "pygan.*"]) + ["pygan.triton_kernels"],
     package_dir={"pygan.triton_kernels": "triton_kernels"},
+    package_data={"pygan.data": ["ATTRIBUTION.md"]},
     ext_modules=[extension()],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    cmdclass={"build_ext": BuildExtensionPerBackendObjects.with_options(use_ninja=True)},
 )

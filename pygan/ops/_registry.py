@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -41,8 +42,21 @@ class BackendStatus:
 
 # Probes set by pygan.ops when it loads the compiled parts; each returns a BackendStatus.
 _probes: dict[str, Callable[[], BackendStatus]] = {}
-# Per-op preference among the GPU backends for ``auto`` (filled from committed benchmark results).
-_gpu_preference: dict[str, str] = {}
+
+def _load_gpu_preference() -> dict[str, str]:
+    """Per-op choice between ``cuda`` and ``triton`` for ``auto`` on CUDA tensors, written by
+    ``benchmarks/select_gpu_backends.py`` from committed benchmark results; empty (CUDA C++
+    everywhere) until such results exist."""
+    path = os.path.join(os.path.dirname(__file__), "gpu_preference.json")
+    try:
+        with open(path) as f:
+            table = json.load(f).get("preference", {})
+    except FileNotFoundError:
+        return {}
+    return {op: b for op, b in table.items() if b in ("cuda", "triton")}
+
+
+_gpu_preference: dict[str, str] = _load_gpu_preference()
 _warned: set[str] = set()
 
 

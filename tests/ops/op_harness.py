@@ -88,10 +88,10 @@ def _run(fn, tensors, cotangent, grads: bool):
 
 
 def check_parity(fn, ref, inputs64, dtype, *, grads: bool = True, layouts: bool = True,
-                 reduction: int = 1) -> None:
+                 reduction: int = 1, device: str = "cpu") -> None:
     """``fn(*inputs)`` against ``ref(*inputs)``: the output and, with ``grads``, the gradients of
     <output, random cotangent> with respect to every tensor input, in every memory layout of
-    the first input. The float64 reference sees the inputs rounded to ``dtype``, so that the
+    the first input; ``fn`` runs on ``device``. The float64 reference sees the inputs rounded to ``dtype``, so that the
     comparison measures arithmetic error only (not the rounding of the inputs)."""
     inputs64 = [t.to(dtype).double() for t in inputs64]
     ref_out64 = ref(*inputs64)
@@ -101,7 +101,9 @@ def check_parity(fn, ref, inputs64, dtype, *, grads: bool = True, layouts: bool 
     out_ref, grads_ref = _run(ref, low, cot, grads)
     variants = layout_variants(low[0]) if layouts else {"contiguous": low[0]}
     for name, first in variants.items():
-        out, gs = _run(fn, [first, *low[1:]], cot, grads)
+        on_device = [t.to(device) for t in (first, *low[1:])]   # .to keeps the strides
+        out, gs = _run(fn, on_device, cot.to(device), grads)
+        out, gs = out.cpu(), [g.cpu() for g in gs]
         assert_parity(out, out_ref, out64, f"{name} output", reduction)
         for i, (g, g_ref, g64) in enumerate(zip(gs, grads_ref, grads64)):
             assert_parity(g, g_ref, g64, f"{name} grad of input {i}", reduction)

@@ -12,7 +12,7 @@ from op_harness import BACKEND_PARAMS
 import pygan.ops as ops
 
 
-def make_params(channels=6, img=3):
+def make_params(channels=6, img=3, device="cpu"):
     g = torch.Generator().manual_seed(1)
     p = dict(
         w_rgb_hi=torch.randn(channels, img, 1, 1, generator=g, dtype=torch.float64),
@@ -23,7 +23,7 @@ def make_params(channels=6, img=3):
         b_conv=torch.randn(channels, generator=g, dtype=torch.float64) * 0.1,
         w_out=torch.randn(channels + 1, generator=g, dtype=torch.float64),
     )
-    return {k: v.requires_grad_() for k, v in p.items()}
+    return {k: v.to(device).requires_grad_() for k, v in p.items()}
 
 
 def critic(x, p, alpha):
@@ -42,8 +42,8 @@ def critic(x, p, alpha):
     return h.mean(dim=(2, 3)) @ p["w_out"]
 
 
-def wgan_gp_step(backend, real, fake, mix, memory_format):
-    p = make_params()
+def wgan_gp_step(backend, real, fake, mix, memory_format, device="cpu"):
+    p = make_params(device=device)
     real = real.contiguous(memory_format=memory_format)
     fake = fake.contiguous(memory_format=memory_format)
     with ops.use_backend(backend):

@@ -1,0 +1,112 @@
+// Helpers of the CUDA kernels: launch shapes, 16-byte packs, warp and block sums, dispatch.
+// Every launch runs on the current stream under a device guard and is checked; no kernel wrapper
+// synchronises with the host, so steps using the ops can be captured in a CUDA graph.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "ncs.h"
+
+namespace pygan {
+namespace cuda {
+
+constexpr int kThreads = 256;
+// Grid-stride loops cover any size; the grid itself stays far below CUDA's limits.
+constexpr int64_t kMaxBlocks = 65535LL * 8;
+
+inline unsigned blocks_for(int64_t work_items, int64_t items_per_block = kThreads) {
+  return static_cast<unsigned>(std::clamp<int64_t>(ceil_div(work_items, items_per_block), 1, kMaxBlocks));
+}
+
+inline cudaStream_t stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
+
+// Elements of T in one 16-byte load or store.
+template <typename T>
+constexpr int pack_size() { return 16 / static_cast<int>(sizeof(T)); }
+
+template <typename T>
+struct alignas(16) Pack {
+  T v[pack_size<T>()];
+};
+
+inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
+
+// True when every tensor is dense in one of the two standard layouts with t0's exact strides, so
+// one memory offset addresses the same logical element in each.
+inline bool same_dense_layout(std::initializer_list<const at::Tensor*> ts) {
+  const at::Tensor& t0 = **ts.begin();
+  const bool standard = t0.is_contiguous() ||
+                        (t0.dim() == 4 && t0.is_contiguous(at::MemoryFormat::ChannelsLast));
+  if (!standard) return false;
+  for (const at::Tensor* t : ts) {
+    if (t->strides() != t0.strides() || t->sizes() != t0.sizes()) return false;
+  }
+  return true;
+}
+
+// Dense tensors of one layout whose data are 16-byte aligned: the packed kernels can run.
+inline bool packable(std::initializer_list<const at::Tensor*> ts) {
+  if (!same_dense_layout(ts)) return false;
+  for (const at::Tensor* t : ts) {
+    if (!aligned16(t->const_data_ptr())) return false;
+  }
+  return true;
+}
+
+template <typename T>
+__device__ __forceinline__ T warp_sum(T v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+__device__ __forceinline__ float rsqrt_acc(float v) { return rsqrtf(v); }
+__device__ __forceinline__ double rsqrt_acc(double v) { return rsqrt(v); }
+__device__ __forceinline__ float sqrt_acc(float v) { return sqrtf(v); }
+__device__ __forceinline__ double sqrt_acc(double v) { return sqrt(v); }
+
+// a 0-dim alpha/grad_loss: a device pointer when the tensor is on the GPU (read by the kernel, so
+// nothing synchronises), else its value read on the host
+template <typename acc_t>
+struct DeviceScalar {
+  const acc_t* ptr = nullptr;
+  acc_t value = 0;
+  __device__ __forceinline__ acc_t get() const { return ptr ? *ptr : value; }
+};
+
+template <typename acc_t>
+DeviceScalar<acc_t> device_scalar(const at::Tensor& t, at::Tensor& keep_alive) {
+  DeviceScalar<acc_t> s;
+  if (t.is_cuda()) {
+    keep_alive = t.to(c10::CppTypeToScalarType<acc_t>::value).contiguous();
+    s.ptr = keep_alive.const_data_ptr<acc_t>();
+  } else {
+    s.value = static_cast<acc_t>(t.item<double>());
+  }
+  return s;
+}
+
+// The per-channel bias gradient sum_{n, s} dz from dx = scale * dz: one deterministic ATen
+// reduction (accumulating in float32 or float64), divided by scale.
+inline at::Tensor bias_grad_from_dx(const at::Tensor& dx, double scale) {
+  std::vector<int64_t> dims{0};
+  for (int64_t d = 2; d < dx.dim(); ++d) dims.push_back(d);
+  const auto acc = at::toOpMathType(dx.scalar_type());
+  return dx.sum(dims, /*keepdim=*/false, acc).mul_(1.0 / scale).to(dx.scalar_type());
+}
+
+}  // namespace cuda
+}  // namespace pygan
+
+#define PYGAN_DISPATCH_FLOATING(TYPE, NAME, ...) \
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, TYPE, NAME, __VA_ARGS__)
