@@ -72,7 +72,10 @@ def median_seconds(fn, device: torch.device) -> float:
         return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median") / 1e3
     import torch.utils.benchmark as tb
     fn()  # warm-up (first call may build caches)
-    return tb.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=0.4).median
+    # all threads (Timer's default is one), and the same count every call: a changing thread
+    # count is global state that makes torch.compile recompile
+    timer = tb.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return timer.blocked_autorange(min_run_time=0.4).median
 
 
 def copy_bandwidth(device: torch.device, nbytes: int = 1 << 30) -> float:

@@ -1,0 +1,124 @@
+"""End to end: one ProGAN training step (critic step with WGAN-GP + drift, then generator step)
+per resolution, fused backends vs the eager reference vs torch.compile.
+
+    python -m benchmarks.e2e.bench_progan_step --device cuda --save          # paper widths, 4..256
+    python -m benchmarks.e2e.bench_progan_step --device cpu --max-resolution 32 --fmap-base 512
+
+Providers: ``reference`` (every op in plain PyTorch, eager), the fused backends that run on the
+device (``cpp`` / ``cuda`` / ``triton``), and ``compile``: torch.compile of the reference
+networks. torch.compile cannot differentiate twice, so under ``compile`` the gradient-penalty
+term runs the eager reference networks and only the plain critic and generator passes are
+compiled: "compiled where it can run". Reported: images per second (the batch over the time of
+both steps, ``triton.testing.do_bench`` medians on a GPU) and peak device memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import torch
+
+import pygan.ops as ops
+from benchmarks.ops import _bench
+from pygan import losses
+from pygan.models import progan
+
+# ProGAN's minibatch per resolution (paper, appendix A.1: 16 up to 128^2, then smaller)
+PAPER_BATCH = {4: 16, 8: 16, 16: 16, 32: 16, 64: 16, 128: 16, 256: 14, 512: 6, 1024: 3}
+
+
+def make_step(G, D, Gc, Dc, batch, steps, device, dtype, channels_last, backend):
+    """A closure running one critic step and one generator step (grads only; no optimiser)."""
+    res = 4 * 2 ** steps
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    real = torch.randn(batch, 3, res, res, device=device).contiguous(memory_format=fmt)
+    z = torch.randn(batch, G.latent_dim, device=device)
+    alpha = 0.5
+    autocast = torch.autocast(device_type=torch.device(device).type, dtype=dtype, enabled=dtype != torch.float32)
+    d_params, g_params = list(D.parameters()), list(G.parameters())
+
+    def step():
+        with ops.use_backend(backend), autocast:
+            fake = Gc(z, alpha, steps).detach().contiguous(memory_format=fmt)
+            real_scores, fake_scores = Dc(real, alpha, steps), Dc(fake, alpha, steps)
+            penalty = losses.gradient_penalty(D, real, fake, alpha, steps)   # eager: double backward
+            d_loss = losses.wgan_critic_loss(real_scores, fake_scores) + 10 * penalty \
+                + losses.drift_penalty(real_scores)
+            torch.autograd.grad(d_loss, d_params, allow_unused=True)
+            g_loss = losses.wgan_generator_loss(Dc(Gc(z, alpha, steps), alpha, steps))
+            torch.autograd.grad(g_loss, g_params, allow_unused=True)
+    return step
+
+
+def peak_memory(fn, device) -> int | None:
+    if torch.device(device).type != "cuda":
+        return None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated()
+
+
+def run(args) -> list[dict]:
+    device = torch.device(args.device)
+    fused = [b for b in (["cpp"] if device.type == "cpu" else ["cuda", "triton"]) if ops.available_backends()[b]]
+    providers = args.provider or ["reference", "compile", *fused]
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
+    G = progan.Generator(args.max_resolution, min(512, args.fmap_base), 3, args.fmap_base, args.fmap_max).to(device)
+    D = progan.Discriminator(args.max_resolution, min(512, args.fmap_base), 3, args.fmap_base, args.fmap_max).to(device)
+    if args.channels_last:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    Gc, Dc = torch.compile(G), torch.compile(D)
+    rows = []
+    for steps in range(int(math.log2(args.max_resolution)) - 1):
+        res = 4 * 2 ** steps
+        batch = args.batch or PAPER_BATCH[res]
+        times = {}
+        for p in providers:
+            backend = "reference" if p == "compile" else p
+            g, d = (Gc, Dc) if p == "compile" else (G, D)
+            fn = make_step(G, D, g, d, batch, steps, device, dtype, args.channels_last, backend)
+            try:
+                t = _bench.median_seconds(fn, device)
+            except Exception as exc:
+                print(f"  {res}x{res} {p}: skipped ({type(exc).__name__}: {exc})"[:200])
+                continue
+            times[p] = t
+            rows.append(dict(bench="progan_step", resolution=res, batch=batch, provider=p, dtype=args.dtype,
+                             channels_last=args.channels_last, seconds=t, images_per_second=batch / t,
+                             peak_memory_bytes=peak_memory(fn, device), fmap_base=args.fmap_base,
+                             fmap_max=args.fmap_max))
+        line = "  ".join(f"{p} {batch / t:9.1f} img/s" for p, t in times.items())
+        if "reference" in times:
+            line += "  |  " + "  ".join(f"{p} {times['reference'] / t:.2f}x" for p, t in times.items() if p != "reference")
+        print(f"{res:>4}^2 batch {batch:>3}: {line}")
+    for r in rows:
+        ref = next((x for x in rows if x["resolution"] == r["resolution"] and x["provider"] == "reference"), None)
+        r["speedup_vs_reference"] = ref["seconds"] / r["seconds"] if ref else None
+        if ref and ref["peak_memory_bytes"] and r["peak_memory_bytes"]:
+            r["memory_vs_reference"] = r["peak_memory_bytes"] / ref["peak_memory_bytes"]
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--max-resolution", type=int, default=256)
+    p.add_argument("--fmap-base", type=int, default=8192, help="8192 = paper widths (512 channels up to 32^2)")
+    p.add_argument("--fmap-max", type=int, default=512)
+    p.add_argument("--batch", type=int, help="default: the paper's minibatch per resolution")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--provider", action="append", choices=["reference", "compile", "cpp", "cuda", "triton"])
+    p.add_argument("--save", action="store_true")
+    args = p.parse_args()
+    rows = run(args)
+    if args.save:
+        env = _bench.environment(args.device)
+        print("wrote", _bench.write_results("progan_step", rows, env))
+
+
+if __name__ == "__main__":
+    main()
