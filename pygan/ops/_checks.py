@@ -47,7 +47,7 @@ def number(name: str, value: object, *, low: float | None = None, high: float | 
            low_open: bool = False) -> float:
     """``value`` must be a real number (not a tensor) inside the given bounds."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a Python float, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a Python number (int or float), got {type(value).__name__}")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")

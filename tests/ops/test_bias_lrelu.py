@@ -105,7 +105,7 @@ def test_bias_grad_keeps_bias_dtype():
     (dict(gain=0.0), ValueError, "gain must be > 0"),
     (dict(negative_slope=-0.1), ValueError, "negative_slope must be >= 0"),
     (dict(scale=float("nan")), ValueError, "scale must be finite"),
-    (dict(scale=torch.tensor(1.0)), TypeError, "scale must be a Python float"),
+    (dict(scale=torch.tensor(1.0)), TypeError, "scale must be a Python number"),
 ])
 def test_bad_input(fn, bad, error, match):
     kw = dict(x=torch.randn(2, 3, 4, 4), bias=torch.randn(3))
