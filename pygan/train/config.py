@@ -1,0 +1,273 @@
+"""Training options: the presets each paper prescribes, the command line, and config files.
+
+A run's configuration is a flat dict of plain values (JSON-serialisable, so it can be stored in
+the run directory and inside checkpoints loaded with ``weights_only=True``). It is resolved in
+four layers, each overriding the one before:
+
+1. the model's preset (:func:`preset`), which follows its paper and depends on whether the run
+   is on a GPU (ProGAN trains to 64x64 at paper widths there, and at a reduced size on a CPU);
+2. with ``--resume RUN_DIR``, the resolved config stored in that run directory;
+3. a YAML or JSON file given with ``--config``;
+4. the options given on the command line.
+
+Argparse defaults are suppressed so that only the options a person actually typed override the
+layers below; ``--help`` still prints each option's preset default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+MODELS = ("gan", "dcgan", "wgan", "wgan-gp", "lsgan", "cyclegan", "progan")
+AMP_MODES = ("none", "bf16", "fp16")
+CONFIG_NAME = "config.json"
+
+# --- presets ---------------------------------------------------------------------------------
+
+_COMMON = {
+    "data": None, "data_b": None, "out": None, "channels": None, "seed": 0,
+    "backend": "auto", "device": "auto", "amp": "none", "channels_last": False,
+    "deterministic": False, "max_steps": None, "kimg": None,
+    "sample_every": 500, "checkpoint_every": 1000, "keep_checkpoints": 3, "log_every": 10,
+    "grid_size": 64, "tensorboard": True, "progress": True,
+}
+
+
+def preset(model: str, cuda: bool) -> dict:
+    """The paper's settings for ``model`` (plus run-size defaults; smaller without a GPU)."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}; got {model!r}")
+    cfg = dict(_COMMON)
+    if model == "gan":          # Goodfellow et al. 2014 with the common MLP / Adam recipe
+        cfg.update(resolution=28, latent_dim=100, batch_size=64, lr=2e-4, betas=[0.5, 0.999],
+                   max_steps=5000, width=1.0)
+    elif model in ("dcgan", "lsgan"):   # Radford et al. 2016; Mao et al. 2017 (same optimiser)
+        cfg.update(resolution=32, latent_dim=100, batch_size=128, lr=2e-4, betas=[0.5, 0.999],
+                   base_channels=64 if cuda else 32, max_steps=5000)
+    elif model == "wgan":       # Arjovsky et al. 2017, Algorithm 1
+        cfg.update(resolution=32, latent_dim=100, batch_size=64, lr=5e-5, clip=0.01,
+                   critic_steps=5, base_channels=64 if cuda else 32, critic_norm="none",
+                   max_steps=5000)
+    elif model == "wgan-gp":    # Gulrajani et al. 2017, Algorithm 1
+        cfg.update(resolution=32, latent_dim=100, batch_size=64, lr=1e-4, betas=[0.0, 0.9],
+                   gp_lambda=10.0, critic_steps=5, base_channels=64 if cuda else 32,
+                   critic_norm="layer", max_steps=5000)
+    elif model == "cyclegan":   # Zhu et al. 2017, §4 and Appendix 7
+        cfg.update(resolution=128 if cuda else 32, batch_size=1, lr=2e-4, betas=[0.5, 0.999],
+                   lambda_cyc=10.0, lambda_id=0.5, pool_size=50,
+                   base_channels=64 if cuda else 16, num_blocks=6 if cuda else 2,
+                   max_steps=200_000 if cuda else 2000, decay_start=0.5, grid_size=8)
+    elif model == "progan":     # Karras et al. 2018, §3-4 and Appendix A
+        if cuda:
+            cfg.update(resolution=64, latent_dim=512, fmap_base=8192, fmap_max=512,
+                       fade_kimg=600.0, stable_kimg=600.0,
+                       minibatch={"4": 16, "8": 16, "16": 16, "32": 16, "64": 16})
+        else:   # reduced so that the default run finishes in minutes on 2 cores
+            cfg.update(resolution=32, latent_dim=64, fmap_base=256, fmap_max=64,
+                       fade_kimg=0.6, stable_kimg=0.6,      # the paper's 600k, divided by 1000
+                       minibatch={"4": 32, "8": 32, "16": 16, "32": 16})
+        cfg.update(batch_size=None, lr=1e-3, betas=[0.0, 0.99], gp_lambda=10.0,
+                   # 0.999 averages over ~1000 steps, longer than the whole reduced CPU run
+                   drift=0.001, ema_beta=0.999 if cuda else 0.9, critic_steps=1, max_steps=None,
+                   sample_every=1000 if cuda else 25, checkpoint_every=2000 if cuda else 50,
+                   grid_size=64)
+    cfg["model"] = model
+    return cfg
+
+
+# --- command line ----------------------------------------------------------------------------
+
+def _betas(text: str) -> list[float]:
+    parts = text.replace(",", " ").split()
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected two numbers 'beta1,beta2', got {text!r}")
+    return [float(p) for p in parts]
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _minibatch(text: str) -> dict:
+    """``"4:32,8:32,16:16"`` -> {"4": 32, ...}; ProGAN's per-resolution minibatch."""
+    out = {}
+    for item in text.split(","):
+        if ":" not in item:
+            raise argparse.ArgumentTypeError(f"expected 'resolution:batch,...', got {text!r}")
+        r, b = item.split(":", 1)
+        out[str(int(r))] = int(b)
+    return out
+
+
+# (flag, dest, type, help, models that have it or None for all). Booleans take no value.
+_OPTIONS = [
+    ("--config", "config", str, "YAML or JSON file of options (command line overrides it)", None),
+    ("--data", "data", str, "bundled data set name (emoji, emoji-skin-tones, mnist, photos) or an "
+     "image folder; default: the model's bundled set", None),
+    ("--data-b", "data_b", str, "CycleGAN's second domain (folder); with --data a folder too", ("cyclegan",)),
+    ("--out", "out", str, "run directory (default runs/<model>-<timestamp>)", None),
+    ("--resume", "resume", str, "continue the run in RUN_DIR from its latest checkpoint", None),
+    ("--resolution", "resolution", int, "image size (ProGAN: final resolution)", None),
+    ("--channels", "channels", int, "image channels (default: the data set's own)", None),
+    ("--batch-size", "batch_size", int, "global minibatch (ProGAN: all resolutions; "
+     "see --minibatch)", None),
+    ("--minibatch", "minibatch", _minibatch, "ProGAN's per-resolution minibatch, '4:32,8:32,...'",
+     ("progan",)),
+    ("--max-steps", "max_steps", int, "stop after this many training iterations", None),
+    ("--kimg", "kimg", float, "stop after this many thousand real images (ProGAN default: the "
+     "whole schedule)", None),
+    ("--lr", "lr", float, "learning rate (both networks)", None),
+    ("--betas", "betas", _betas, "Adam betas 'b1,b2'", ("gan", "dcgan", "lsgan", "wgan-gp", "cyclegan",
+                                                       "progan")),
+    ("--latent-dim", "latent_dim", int, "size of z", ("gan", "dcgan", "lsgan", "wgan", "wgan-gp",
+                                                      "progan")),
+    ("--width", "width", float, "scale of the MLP's hidden widths", ("gan",)),
+    ("--base-channels", "base_channels", int, "network width (ngf/ndf)", ("dcgan", "lsgan", "wgan",
+                                                                         "wgan-gp", "cyclegan")),
+    ("--critic-norm", "critic_norm", str, "critic normalisation: layer or none", ("wgan", "wgan-gp")),
+    ("--critic-steps", "critic_steps", int, "critic updates per generator update",
+     ("wgan", "wgan-gp")),
+    ("--clip", "clip", float, "WGAN weight clipping value", ("wgan",)),
+    ("--gp-lambda", "gp_lambda", float, "gradient penalty weight", ("wgan-gp", "progan")),
+    ("--drift", "drift", float, "ProGAN drift penalty epsilon", ("progan",)),
+    ("--fmap-base", "fmap_base", int, "ProGAN feature maps nf(k) = fmap_base / 2^k", ("progan",)),
+    ("--fmap-max", "fmap_max", int, "ProGAN maximum feature maps", ("progan",)),
+    ("--fade-kimg", "fade_kimg", float, "ProGAN fade-in length per resolution, thousand images",
+     ("progan",)),
+    ("--stable-kimg", "stable_kimg", float, "ProGAN stabilisation length per resolution, "
+     "thousand images", ("progan",)),
+    ("--ema-beta", "ema_beta", float, "generator EMA decay", ("progan",)),
+    ("--lambda-cyc", "lambda_cyc", float, "cycle-consistency weight", ("cyclegan",)),
+    ("--lambda-id", "lambda_id", float, "identity weight (times lambda_cyc)", ("cyclegan",)),
+    ("--pool-size", "pool_size", int, "history pool of generated images", ("cyclegan",)),
+    ("--num-blocks", "num_blocks", int, "residual blocks of the generator", ("cyclegan",)),
+    ("--decay-start", "decay_start", float, "fraction of the run after which the learning rate "
+     "decays linearly to zero", ("cyclegan",)),
+    ("--backend", "backend", str, "pygan ops backend: auto, reference, cpp, cuda, triton", None),
+    ("--device", "device", str, "auto, cpu, cuda, cuda:N", None),
+    ("--amp", "amp", str, "mixed precision: none, bf16, fp16", None),
+    ("--channels-last", "channels_last", _bool, "channels-last memory format (true/false)", None),
+    ("--deterministic", "deterministic", _bool, "deterministic algorithms (true/false)", None),
+    ("--seed", "seed", int, "random seed", None),
+    ("--sample-every", "sample_every", int, "save an image grid every N steps", None),
+    ("--checkpoint-every", "checkpoint_every", int, "write a checkpoint every N steps", None),
+    ("--keep-checkpoints", "keep_checkpoints", int, "periodic checkpoints kept (the last k)", None),
+    ("--log-every", "log_every", int, "log scalars every N steps", None),
+    ("--grid-size", "grid_size", int, "images in each sample grid", None),
+    ("--tensorboard", "tensorboard", _bool, "write TensorBoard logs (true/false)", None),
+    ("--progress", "progress", _bool, "show a progress bar (true/false)", None),
+]
+
+
+def _default_text(model: str, dest: str) -> str:
+    cpu, gpu = preset(model, False).get(dest), preset(model, True).get(dest)
+    if dest in ("config", "resume"):
+        return "none"
+    if cpu == gpu:
+        return "none" if cpu is None else str(cpu)
+    return f"{cpu} on CPU, {gpu} on GPU"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``python -m pygan.train <model> [options]``; each model's --help shows its defaults."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pygan.train",
+        description="Train a GAN from the pygan model zoo. Example: python -m pygan.train progan")
+    sub = parser.add_subparsers(dest="model", metavar="MODEL", required=True,
+                                help=", ".join(MODELS))
+    for model in MODELS:
+        p = sub.add_parser(model, help=f"train {model}", argument_default=argparse.SUPPRESS,
+                           description=f"Train {model}. Options override a --config file, which "
+                                       "overrides the preset shown as each default.")
+        for flag, dest, kind, text, models in _OPTIONS:
+            if models is not None and model not in models:
+                continue
+            p.add_argument(flag, dest=dest, type=kind, metavar=dest.upper(),
+                           help=f"{text} (default: {_default_text(model, dest)})")
+    return parser
+
+
+def load_file(path: str) -> dict:
+    """Options from a YAML (``.yaml``/``.yml``) or JSON file, keys spelt as flags or dests."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--config: no such file {path}")
+    with open(path) as f:
+        text = f.read()
+    if path.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError as e:
+            raise RuntimeError("--config: reading YAML needs PyYAML (pip install pyyaml); "
+                               "or give a .json file") from e
+        data = yaml.safe_load(text) or {}
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"--config: {path} must hold a mapping of option: value")
+    return {k.lstrip("-").replace("-", "_"): v for k, v in data.items()}
+
+
+def validate(cfg: dict) -> dict:
+    """Check values and types; errors name the option and what was expected."""
+    known = set(preset(cfg["model"], True)) | set(preset(cfg["model"], False)) | {"resume", "config"}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ValueError(f"unknown option(s) for {cfg['model']}: {', '.join(unknown)}")
+    if cfg["amp"] not in AMP_MODES:
+        raise ValueError(f"--amp must be one of {', '.join(AMP_MODES)}; got {cfg['amp']!r}")
+    for key in ("batch_size", "max_steps", "sample_every", "checkpoint_every", "log_every",
+                "grid_size", "resolution", "keep_checkpoints"):
+        value = cfg.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"--{key.replace('_', '-')} must be a positive integer; got {value!r}")
+    for key in ("lr", "kimg", "fade_kimg", "stable_kimg"):
+        value = cfg.get(key)
+        if value is not None and not (isinstance(value, (int, float)) and value > 0):
+            raise ValueError(f"--{key.replace('_', '-')} must be a positive number; got {value!r}")
+    if cfg["model"] == "progan":
+        r = cfg["resolution"]
+        if r < 4 or r & (r - 1):
+            raise ValueError(f"--resolution must be a power of two >= 4 for progan; got {r}")
+        mb = cfg.get("minibatch") or {}
+        missing = [str(4 * 2**s) for s in range(r.bit_length() - 2) if str(4 * 2**s) not in mb]
+        if cfg.get("batch_size") is None and missing:
+            raise ValueError(f"--minibatch lacks resolution(s) {', '.join(missing)}; give "
+                             "--minibatch '4:16,8:16,...' or one --batch-size")
+    return cfg
+
+
+def resolve(argv: list[str] | None = None) -> dict:
+    """Parse ``argv`` and return the resolved config (see the module docstring for the layers)."""
+    args = vars(build_parser().parse_args(argv))
+    model = args.pop("model")
+    device = args.get("device", "auto")
+    if device == "auto":
+        import torch
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    cfg = preset(model, device.startswith("cuda"))
+    if args.get("resume"):
+        stored = os.path.join(args["resume"], CONFIG_NAME)
+        if not os.path.isfile(stored):
+            raise FileNotFoundError(f"--resume: {args['resume']} is not a run directory (no {CONFIG_NAME})")
+        with open(stored) as f:
+            saved = json.load(f)
+        if saved.get("model") != model:
+            raise ValueError(f"--resume: {args['resume']} is a {saved.get('model')} run, not {model}")
+        cfg.update(saved)
+    if args.get("config"):
+        cfg.update(load_file(args["config"]))
+    cfg.update(args)
+    cfg["model"] = model
+    if cfg.get("resume"):
+        cfg["out"] = cfg["resume"]
+    elif not cfg.get("out"):
+        cfg["out"] = os.path.join("runs", f"{model}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return validate(cfg)

@@ -1,0 +1,31 @@
+"""Tiny settings shared by the training tests: every model at a few channels, a few steps."""
+
+import pytest
+
+TINY = {
+    "gan": ["--resolution", "16", "--width", "0.03", "--latent-dim", "8", "--batch-size", "8"],
+    "dcgan": ["--resolution", "16", "--base-channels", "4", "--latent-dim", "8", "--batch-size", "8"],
+    "lsgan": ["--resolution", "16", "--base-channels", "4", "--latent-dim", "8", "--batch-size", "8"],
+    "wgan": ["--resolution", "16", "--base-channels", "4", "--latent-dim", "8", "--batch-size", "8",
+             "--critic-steps", "2"],
+    "wgan-gp": ["--resolution", "16", "--base-channels", "4", "--latent-dim", "8", "--batch-size", "8",
+                "--critic-steps", "2"],
+    "cyclegan": ["--resolution", "32", "--base-channels", "4", "--num-blocks", "1", "--batch-size", "2"],
+    # 8x8 final: 16 images at 4x4, then 16 fading in and 16 stable at 8x8 = 12 steps of 4
+    "progan": ["--resolution", "8", "--fmap-base", "16", "--fmap-max", "8", "--latent-dim", "8",
+               "--batch-size", "4", "--fade-kimg", "0.016", "--stable-kimg", "0.016"],
+}
+QUIET = ["--progress", "false", "--tensorboard", "false"]
+
+
+@pytest.fixture
+def tiny():
+    def args(model: str, out, *extra: str) -> list[str]:
+        return [model, "--out", str(out), *TINY[model], *QUIET, *extra]
+    return args
+
+
+@pytest.fixture
+def tiny_settings():
+    """(TINY, QUIET) for tests that build their own command lines."""
+    return TINY, QUIET
