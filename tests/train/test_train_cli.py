@@ -15,7 +15,7 @@ def test_help_lists_every_option_with_default(capsys):
                  "--backend", "--device", "--amp", "--channels-last", "--seed", "--resume",
                  "--sample-every", "--checkpoint-every", "--fade-kimg", "--ema-beta"):
         assert flag in text
-    assert "default: 0.001" in text and "32 on CPU, 64 on GPU" in text
+    assert "default: 0.001" in text and "16 on CPU, 64 on GPU" in text
 
 
 def test_presets_follow_papers():
