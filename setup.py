@@ -72,7 +72,9 @@ setup(
     # `triton_kernels` belongs to the Triton project's own kernel package (DESIGN.md §2).
     packages=find_packages(include=["pygan", "pygan.*"]) + ["pygan.triton_kernels"],
     package_dir={"pygan.triton_kernels": "triton_kernels"},
-    package_data={"pygan.data": ["ATTRIBUTION.md"]},
+    package_data={"pygan.data": ["ATTRIBUTION.md"],
+                  "pygan.metrics": ["feature_net.pt", "feature_net.json"],
+                  "pygan.ops": ["gpu_preference.json"]},
     ext_modules=[extension()],
     cmdclass={"build_ext": BuildExtensionPerBackendObjects.with_options(use_ninja=True)},
 )
