@@ -1,6 +1,8 @@
 """Turn the committed benchmark results (benchmarks/results/*.json) into PNG charts under
 benchmarks/plots/: the speed-up of each backend over the eager reference per op and mode, and
-images per second per resolution for the end-to-end ProGAN step.
+images per second per resolution for the end-to-end ProGAN and CycleGAN steps (per device type,
+the newest run of each dtype / channels_last config, named in the title or, when there are
+several, the legend).
 
     python -m benchmarks.plot
 """
@@ -20,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 ROOT = Path(__file__).resolve().parent
 RESULTS, PLOTS = ROOT / "results", ROOT / "plots"
 COLORS = {"reference": "#888888", "compile": "#4c72b0", "cpp": "#dd8452", "cuda": "#55a868", "triton": "#c44e52"}
+LINESTYLES = ["-", "--", ":", "-."]   # one per config (dtype, channels_last) in an end-to-end chart
 
 
 def load(prefix: str) -> list[tuple[dict, list[dict]]]:
@@ -58,41 +61,100 @@ def plot_ops(env: dict, rows: list[dict]) -> Path:
     ax.set_ylabel("speed-up over eager reference (×)")
     ax.set_title(f"pygan ops: {title_of(env)}", fontsize=9)
     ax.legend()
-    fig.tight_layout()
-    path = PLOTS / f"ops-speedup-{env['device_type']}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, f"ops-speedup-{env['device_type']}.png")
+
+
+def rank(provider: str) -> int:
+    return list(COLORS).index(provider) if provider in COLORS else len(COLORS)
+
+
+def config_of(row: dict) -> str:
+    return row["dtype"] + (" · channels_last" if row["channels_last"] else "")
+
+
+def newest_per_config(runs: list[tuple[dict, list[dict]]]) -> dict[str, tuple[dict, list[dict]]]:
+    """Per device type: the rows of the newest run of each (dtype, channels_last) config, merged
+    (one bench run holds one config, so fp32 and bf16 runs are separate files), with the newest
+    run's environment for the title."""
+    newest: dict[tuple[str, str], tuple[dict, list[dict]]] = {}
+    for env, rows in runs:
+        for config in {config_of(r) for r in rows}:
+            key = (env["device_type"], config)
+            if key not in newest or env["date"] >= newest[key][0]["date"]:
+                newest[key] = env, [r for r in rows if config_of(r) == config]
+    merged: dict[str, tuple[dict, list[dict]]] = {}
+    for (device_type, _), (env, rows) in sorted(newest.items()):
+        old_env, old_rows = merged.get(device_type, (env, []))
+        merged[device_type] = max(env, old_env, key=lambda e: e["date"]), old_rows + rows
+    return merged
+
+
+def config_labels(rows: list[dict]) -> tuple[list[str], str]:
+    """The configs in ``rows``, and the title suffix naming it when there is only one (else the
+    legend names them)."""
+    configs = sorted({config_of(r) for r in rows})
+    return configs, (f" · {configs[0]}" if len(configs) == 1 else "")
 
 
 def plot_progan(env: dict, rows: list[dict]) -> Path:
-    by_provider: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    """Images per second per resolution: one line per provider (and per config, dashed for the
+    second, when the chart holds several)."""
+    configs, suffix = config_labels(rows)
+    lines: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
     for r in rows:
-        by_provider[r["provider"]].append((r["resolution"], r["images_per_second"]))
+        lines[(r["provider"], config_of(r))].append((r["resolution"], r["images_per_second"]))
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for p, pts in by_provider.items():
+    for (p, config), pts in sorted(lines.items(), key=lambda kv: (configs.index(kv[0][1]), rank(kv[0][0]))):
         pts.sort()
-        ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=p, color=COLORS.get(p))
+        label = p if suffix else f"{p} · {config}"
+        ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=label, color=COLORS.get(p),
+                linestyle=LINESTYLES[configs.index(config) % len(LINESTYLES)])
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("resolution")
     ax.set_ylabel("images / s (critic step with GP + generator step)")
-    ax.set_title(f"ProGAN step: {title_of(env)}", fontsize=9)
+    ax.set_title(f"ProGAN step{suffix}: {title_of(env)}", fontsize=9)
+    ax.legend(fontsize=7)
+    return save(fig, f"progan-step-{env['device_type']}.png")
+
+
+def plot_cyclegan(env: dict, rows: list[dict]) -> Path:
+    """Images per second as bars: one group per resolution (and config, when the chart holds
+    several), one bar per provider."""
+    configs, suffix = config_labels(rows)
+    groups = sorted({(r["resolution"], config_of(r)) for r in rows}, key=lambda g: (configs.index(g[1]), g[0]))
+    providers = [p for p in COLORS if any(r["provider"] == p for r in rows)]
+    value = {(r["resolution"], config_of(r), r["provider"]): r["images_per_second"] for r in rows}
+    fig, ax = plt.subplots(figsize=(max(6, len(groups) * 1.6), 4.5))
+    width = 0.8 / max(1, len(providers))
+    for i, p in enumerate(providers):
+        ax.bar([j + i * width for j in range(len(groups))], [value.get((*g, p), 0.0) for g in groups],
+               width, label=p, color=COLORS[p])
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))])
+    ax.set_xticklabels([f"{res}²" + ("" if suffix else f"\n{config}") for res, config in groups], fontsize=8)
+    ax.set_ylabel("images / s (generator step + discriminator step)")
+    ax.set_title(f"CycleGAN step{suffix}: {title_of(env)}", fontsize=9)
     ax.legend()
+    return save(fig, f"cyclegan-step-{env['device_type']}.png")
+
+
+def save(fig, name: str) -> Path:
     fig.tight_layout()
-    path = PLOTS / f"progan-step-{env['device_type']}.png"
+    PLOTS.mkdir(exist_ok=True)
+    path = PLOTS / name
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
 def main() -> None:
-    PLOTS.mkdir(exist_ok=True)
     written = []
     for env, rows in load("ops")[-2:]:
         written.append(plot_ops(env, rows))
-    for env, rows in load("progan_step")[-2:]:
+    for env, rows in newest_per_config(load("progan_step")).values():
         written.append(plot_progan(env, rows))
+    for env, rows in newest_per_config(load("cyclegan_step")).values():
+        written.append(plot_cyclegan(env, rows))
     for path in written:
         print("wrote", path.relative_to(ROOT.parent))
     if not written:

@@ -1,0 +1,164 @@
+"""End to end: one CycleGAN training step (generator step, then discriminator step) per
+resolution, fused backends vs the eager reference vs torch.compile.
+
+    python -m benchmarks.e2e.bench_cyclegan_step --device cuda --save     # paper: 128 and 256, 64 filters
+    python -m benchmarks.e2e.bench_cyclegan_step --device cpu --resolution 32 --base-channels 8 --num-blocks 1
+
+The step is pygan's (pygan/train/loop_cyclegan.py, Zhu et al. 2017 §3-4) with the same models
+(pygan.models.cyclegan: ResNet generators G_AB, G_BA; 70x70 PatchGAN discriminators D_A, D_B) and
+losses (pygan.losses, LSGAN), on one batch of random images of each domain:
+
+* generator step: LSGAN adversarial losses + 10 * cycle L1 + 0.5 * 10 * identity L1, gradients
+  w.r.t. the parameters of both generators;
+* discriminator step: LSGAN losses on real images and the detached fakes, halved, gradients
+  w.r.t. both discriminators.
+
+Gradients come from ``torch.autograd.grad`` (no optimiser, so nothing but the networks is
+timed), and the fakes go to the discriminators directly: the history pool is bookkeeping, not
+compute.
+
+Which pygan ops run: only ``bias_lrelu``, as the activations (``pygan.nn.ReLU`` after every
+instance norm of the generators, ``pygan.nn.LeakyReLU(0.2)`` in the discriminators), with no
+bias, scale 1 and gain 1, so the fused backends replace one elementwise activation (forward and
+backward) per layer and nothing else; the convolutions and instance norms are PyTorch's under
+every provider. Expect fused ~ reference here: this bench measures the honest baseline that
+pygan's ops cannot move much, and what torch.compile gains on it.
+
+Providers: ``reference`` (every op in plain PyTorch, eager), the fused backends that run on the
+device (``cpp`` / ``cuda`` / ``triton``), and ``compile``: torch.compile of the four reference
+networks. CycleGAN has no double backward (no gradient penalty), so unlike the ProGAN bench
+torch.compile compiles every forward and backward pass of the step; only the few loss
+reductions between them stay eager.
+
+Reported: images per second (the batch, i.e. images of each domain, over the time of both steps;
+``triton.testing.do_bench`` medians on a GPU) and peak device memory (CUDA only), with the ratios
+of both to the reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+import pygan.ops as ops
+from benchmarks.e2e.bench_progan_step import peak_memory
+from benchmarks.ops import _bench
+from pygan import losses
+from pygan.models import cyclegan
+
+LAMBDA_CYC, LAMBDA_ID = 10.0, 0.5   # the paper's weights; the identity weight is a fraction of LAMBDA_CYC
+
+
+def paper_num_blocks(resolution: int) -> int:
+    """Residual blocks of the paper's generator: 6 for 128x128 images (and smaller), 9 for 256x256."""
+    return 9 if resolution >= 256 else 6
+
+
+def make_nets(base_channels, num_blocks, device, channels_last):
+    """G_AB, G_BA, D_A, D_B on ``device`` (3-channel images)."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    nets = [cyclegan.ResnetGenerator(3, 3, base_channels, num_blocks) for _ in range(2)]
+    nets += [cyclegan.PatchDiscriminator(3, base_channels) for _ in range(2)]
+    return [n.to(device, memory_format=fmt) for n in nets]
+
+
+def make_step(nets, run_nets, batch, res, device, dtype, channels_last, backend):
+    """A closure running one generator step and one discriminator step (grads only; no optimiser).
+
+    ``nets`` own the parameters; ``run_nets`` are what is called (the same, or compiled)."""
+    G_AB, G_BA, D_A, D_B = nets
+    g_ab, g_ba, d_a, d_b = run_nets
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    a, b = (torch.rand(batch, 3, res, res, device=device).mul(2).sub(1).contiguous(memory_format=fmt)
+            for _ in range(2))
+    autocast = torch.autocast(device_type=torch.device(device).type, dtype=dtype, enabled=dtype != torch.float32)
+    g_params = [*G_AB.parameters(), *G_BA.parameters()]
+    d_params = [*D_A.parameters(), *D_B.parameters()]
+
+    def l1(x, y):
+        return (x - y).abs().mean().float()
+
+    def step():
+        with ops.use_backend(backend), autocast:
+            fake_b, fake_a = g_ab(a), g_ba(b)
+            adv = losses.lsgan_generator_loss(d_b(fake_b).float()) + losses.lsgan_generator_loss(d_a(fake_a).float())
+            cyc = l1(g_ba(fake_b), a) + l1(g_ab(fake_a), b)
+            idt = l1(g_ba(a), a) + l1(g_ab(b), b)
+            g_loss = adv + LAMBDA_CYC * cyc + LAMBDA_ID * LAMBDA_CYC * idt
+            torch.autograd.grad(g_loss, g_params)
+            fake_b, fake_a = fake_b.detach(), fake_a.detach()
+            d_loss = 0.5 * (losses.lsgan_discriminator_loss(d_b(b).float(), d_b(fake_b).float())
+                            + losses.lsgan_discriminator_loss(d_a(a).float(), d_a(fake_a).float()))
+            torch.autograd.grad(d_loss, d_params)
+    return step
+
+
+def run(args) -> list[dict]:
+    device = torch.device(args.device)
+    fused = [b for b in (["cpp"] if device.type == "cpu" else ["cuda", "triton"]) if ops.available_backends()[b]]
+    providers = args.provider or ["reference", "compile", *fused]
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
+    resolutions = args.resolution or ([128, 256] if device.type == "cuda" else [32, 64])
+    base = args.base_channels or (64 if device.type == "cuda" else 16)
+    rows = []
+    for res in resolutions:
+        blocks = args.num_blocks if args.num_blocks is not None else \
+            paper_num_blocks(res) if device.type == "cuda" else 3
+        batch = args.batch or 1
+        nets = make_nets(base, blocks, device, args.channels_last)
+        compiled = [torch.compile(n) for n in nets]
+        times = {}
+        for p in providers:
+            backend = "reference" if p == "compile" else p
+            fn = make_step(nets, compiled if p == "compile" else nets, batch, res, device, dtype,
+                           args.channels_last, backend)
+            try:
+                t = _bench.median_seconds(fn, device)
+            except Exception as exc:
+                print(f"  {res}x{res} {p}: skipped ({type(exc).__name__}: {exc})"[:200])
+                continue
+            times[p] = t
+            rows.append(dict(bench="cyclegan_step", resolution=res, batch=batch, provider=p, dtype=args.dtype,
+                             channels_last=args.channels_last, seconds=t, images_per_second=batch / t,
+                             peak_memory_bytes=peak_memory(fn, device), base_channels=base,
+                             num_blocks=blocks))
+        line = "  ".join(f"{p} {batch / t:8.2f} img/s" for p, t in times.items())
+        if "reference" in times:
+            line += "  |  " + "  ".join(f"{p} {times['reference'] / t:.2f}x" for p, t in times.items() if p != "reference")
+        print(f"{res:>4}^2 batch {batch:>2} blocks {blocks}: {line}")
+    for r in rows:
+        ref = next((x for x in rows if x["resolution"] == r["resolution"] and x["provider"] == "reference"), None)
+        r["speedup_vs_reference"] = ref["seconds"] / r["seconds"] if ref else None
+        r["memory_vs_reference"] = r["peak_memory_bytes"] / ref["peak_memory_bytes"] \
+            if ref and ref["peak_memory_bytes"] and r["peak_memory_bytes"] else None
+    return rows
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--resolution", type=int, action="append",
+                   help="repeatable, a multiple of 4 and >= 24; default 128 and 256 on cuda, 32 and 64 on cpu")
+    p.add_argument("--base-channels", type=int, help="generator and discriminator filters (ngf = ndf); "
+                   "default 64 (paper) on cuda, 16 on cpu")
+    p.add_argument("--num-blocks", type=int, help="residual blocks; default the paper's (6 below 256^2, "
+                   "9 at 256^2) on cuda, 3 on cpu")
+    p.add_argument("--batch", type=int, help="default 1 (paper)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--provider", action="append", choices=["reference", "compile", "cpp", "cuda", "triton"])
+    p.add_argument("--save", action="store_true")
+    args = p.parse_args(argv)
+    for res in args.resolution or []:
+        if res < 24 or res % 4:
+            p.error(f"--resolution {res}: must be a multiple of 4 (the generator) and at least 24 "
+                    "(the PatchGAN's last instance norm needs more than one pixel)")
+    rows = run(args)
+    if args.save:
+        env = _bench.environment(args.device)
+        print("wrote", _bench.write_results("cyclegan_step", rows, env))
+
+
+if __name__ == "__main__":
+    main()
