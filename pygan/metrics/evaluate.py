@@ -31,7 +31,28 @@ from .swd import swd
 
 METRICS = ("swd", "msssim", "fid", "kid", "pr")
 LOWER_IS_BETTER = {"swd": True, "fid": True, "kid": True, "msssim": True, "precision": False,
-                   "recall": False, "density": False, "coverage": False}
+                   "recall": False, "density": False, "coverage": False,
+                   # translation accuracy (CycleGAN against ground-truth pairs, :mod:`.translation`)
+                   "psnr_AtoB": False, "ssim_AtoB": False, "psnr_BtoA": False, "ssim_BtoA": False}
+_METRIC_OF_KEY = {"swd": "swd", "fid": "fid", "kid": "kid", "msssim": "msssim", "precision": "pr",
+                  "recall": "pr", "density": "pr", "coverage": "pr"}
+
+
+def metric_of(key: str, translation: bool = False) -> str | None:
+    """The metric name (``METRICS``) whose evaluation produces result ``key``; ``"translation"``
+    for the CycleGAN pair scores when ``translation``; None for an unknown key."""
+    if key in _METRIC_OF_KEY:
+        return _METRIC_OF_KEY[key]
+    if translation and key in LOWER_IS_BETTER:
+        return "translation"
+    return None
+
+
+def improves(key: str, value: float, best: float | None) -> bool:
+    """Whether ``value`` of result ``key`` beats ``best`` (None: nothing yet)."""
+    if best is None:
+        return True
+    return value < best if LOWER_IS_BETTER[key] else value > best
 
 
 def parse_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:

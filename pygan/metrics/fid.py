@@ -53,7 +53,9 @@ def _check_features(real: torch.Tensor, fake: torch.Tensor) -> None:
 def fid_from_features(real: torch.Tensor, fake: torch.Tensor) -> float:
     """FID between feature sets ``real`` (N, F) and ``fake`` (M, F), N, M >= 2."""
     _check_features(real, fake)
-    metric = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
+    # sync_on_compute=False: the sets are this process's own; under torchrun a sync would wait
+    # for ranks that are not evaluating (training-time evaluation runs on rank 0 only)
+    metric = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]), sync_on_compute=False)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     return float(metric.compute())
@@ -69,7 +71,7 @@ def kid_from_features(real: torch.Tensor, fake: torch.Tensor, *, subsets: int = 
     with warnings.catch_warnings():  # "will save all extracted features": here they are the input
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
         metric = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=subsets,
-                                         subset_size=subset_size)
+                                         subset_size=subset_size, sync_on_compute=False)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     with torch.random.fork_rng(devices=[]):

@@ -33,6 +33,9 @@ _COMMON = {
     "deterministic": False, "max_steps": None, "kimg": None,
     "sample_every": 500, "checkpoint_every": 1000, "keep_checkpoints": 3, "log_every": 10,
     "grid_size": 64, "tensorboard": True, "progress": True,
+    # training-time evaluation (pygan.metrics): every eval_every images, eval_n images per set
+    "eval_every": 64_000, "eval_metrics": "swd,fid", "eval_n": 256, "best_metric": "fid",
+    "inception_weights": None,
 }
 
 
@@ -41,6 +44,8 @@ def preset(model: str, cuda: bool) -> dict:
     if model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {model!r}")
     cfg = dict(_COMMON)
+    if cuda:
+        cfg["eval_n"] = 1000
     if model == "gan":          # Goodfellow et al. 2014 with the common MLP / Adam recipe
         cfg.update(resolution=28, latent_dim=100, batch_size=64, lr=2e-4, betas=[0.5, 0.999],
                    max_steps=5000, width=1.0)
@@ -59,7 +64,9 @@ def preset(model: str, cuda: bool) -> dict:
         cfg.update(resolution=128 if cuda else 32, batch_size=1, lr=2e-4, betas=[0.5, 0.999],
                    lambda_cyc=10.0, lambda_id=0.5, pool_size=50,
                    base_channels=64 if cuda else 16, num_blocks=6 if cuda else 2,
-                   max_steps=200_000 if cuda else 2000, decay_start=0.5, grid_size=8)
+                   max_steps=200_000 if cuda else 2000, decay_start=0.5, grid_size=8,
+                   # PSNR/SSIM against the ground-truth pairs where the data has them
+                   eval_every=20_000 if cuda else 500, eval_metrics="fid", best_metric="psnr_AtoB")
     elif model == "progan":     # Karras et al. 2018, §3-4 and Appendix A
         if cuda:
             cfg.update(resolution=64, latent_dim=512, fmap_base=8192, fmap_max=512,
@@ -75,7 +82,9 @@ def preset(model: str, cuda: bool) -> dict:
                    # 0.999 averages over ~1000 steps, longer than a phase of the reduced CPU run
                    drift=0.001, ema_beta=0.999 if cuda else 0.99, critic_steps=1, max_steps=None,
                    sample_every=1000 if cuda else 25, checkpoint_every=2000 if cuda else 50,
-                   grid_size=64)
+                   grid_size=64,
+                   # the paper's SWD picks the best checkpoint (at the final resolution only)
+                   eval_every=100_000 if cuda else 3000, best_metric="swd")
     cfg["model"] = model
     return cfg
 
@@ -153,6 +162,16 @@ _OPTIONS = [
     ("--num-blocks", "num_blocks", int, "residual blocks of the generator", ("cyclegan",)),
     ("--decay-start", "decay_start", float, "fraction of the run after which the learning rate "
      "decays linearly to zero", ("cyclegan",)),
+    ("--eval-every", "eval_every", int, "evaluate the generator every N images, logging to "
+     "TensorBoard and eval.jsonl and keeping checkpoints/best.pt (0: off)", None),
+    ("--eval-metrics", "eval_metrics", str, "training-time metrics, a subset of "
+     "swd,msssim,fid,kid,pr", None),
+    ("--eval-n", "eval_n", int, "images per set in training-time evaluation", None),
+    ("--best-metric", "best_metric", str, "result that picks checkpoints/best.pt: swd, fid, kid, "
+     "msssim, precision, recall, density, coverage (CycleGAN also psnr_AtoB, ssim_AtoB, "
+     "psnr_BtoA, ssim_BtoA)", None),
+    ("--inception-weights", "inception_weights", str, "InceptionV3 weights file: fid/kid/pr on "
+     "Inception features instead of the bundled feature net", None),
     ("--backend", "backend", str, "pygan ops backend: auto, reference, cpp, cuda, triton", None),
     ("--device", "device", str, "auto, cpu, cuda, cuda:N", None),
     ("--amp", "amp", str, "mixed precision: none, bf16, fp16", None),
@@ -234,6 +253,7 @@ def validate(cfg: dict) -> dict:
         value = cfg.get(key)
         if value is not None and not (isinstance(value, (int, float)) and value > 0):
             raise ValueError(f"--{key.replace('_', '-')} must be a positive number; got {value!r}")
+    _validate_evaluation(cfg)
     if cfg["model"] == "progan":
         r = cfg["resolution"]
         if r < 4 or r & (r - 1):
@@ -244,6 +264,29 @@ def validate(cfg: dict) -> dict:
             raise ValueError(f"--minibatch lacks resolution(s) {', '.join(missing)}; give "
                              "--minibatch '4:16,8:16,...' or one --batch-size")
     return cfg
+
+
+def _validate_evaluation(cfg: dict) -> None:
+    from ..metrics.evaluate import metric_of, parse_metrics
+
+    every, n = cfg["eval_every"], cfg["eval_n"]
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise ValueError(f"--eval-every must be a number of images >= 0 (0: off); got {every!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"--eval-n must be an integer >= 2; got {n!r}")
+    try:
+        names = parse_metrics(cfg["eval_metrics"])
+    except ValueError as e:
+        raise ValueError(f"--eval-metrics: {e}") from None
+    translation = cfg["model"] == "cyclegan"
+    best = cfg["best_metric"]
+    needs = metric_of(best, translation)
+    if needs is None:
+        raise ValueError(f"--best-metric {best!r} is not a result of --eval-metrics "
+                         f"{cfg['eval_metrics']!r}")
+    if needs != "translation" and needs not in names:
+        raise ValueError(f"--best-metric {best} needs '{needs}' in --eval-metrics "
+                         f"(got {cfg['eval_metrics']!r})")
 
 
 def resolve(argv: list[str] | None = None) -> dict:

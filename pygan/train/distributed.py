@@ -9,7 +9,7 @@ the critic twice (``autograd.grad(create_graph=True)`` for the penalty, then the
 backward), which DDP's reducer does not support, and several forward passes of one network feed
 one backward pass in every GAN step. Averaging after backward gives the same update as DDP's
 hooks would: the mean of the ranks' gradients. DDP's forward still keeps buffers (BatchNorm
-running statistics) in sync from rank 0 (``broadcast_buffers``).
+running statistics) in sync from rank 0 (its default buffer broadcast).
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def wrap(module: nn.Module, device: torch.device) -> nn.Module:
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return module
     ids = [device.index] if device.type == "cuda" else None
-    ddp = nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=True)
+    # buffers (BatchNorm statistics) follow rank 0 in every forward: DDP's default
+    ddp = nn.parallel.DistributedDataParallel(module, device_ids=ids)
     ddp.require_backward_grad_sync = False   # averaged by average_gradients instead
     return ddp
 

@@ -87,6 +87,7 @@ class CycleGANTrainer(Trainer):
         self.fixed_z = torch.cat([torch.stack([domains.a[i][0] for i in range(k)]),
                                   torch.stack([domains.b[i][0] for i in range(k)])]).to(device)
         self.names = domains.domain_names
+        self.domains = domains
         self._parameters_G = torch.nn.ModuleList([self.G_AB, self.G_BA])
         self._parameters_D = torch.nn.ModuleList([self.D_A, self.D_B])
 
@@ -130,6 +131,41 @@ class CycleGANTrainer(Trainer):
         self.pool_rng.set_state(state["pool_rng"])
         self.pool_a.images = [x.to(self.device) for x in state["pool_a"]]
         self.pool_b.images = [x.to(self.device) for x in state["pool_b"]]
+
+    @torch.no_grad()
+    def evaluate(self, metrics, n, seed, extractor) -> dict[str, float]:
+        """PSNR and SSIM of both translations against the ground-truth pairs where the domains
+        have them (``psnr_AtoB``, ``ssim_AtoB``, ``psnr_BtoA``, ``ssim_BtoA``), and ``metrics``
+        between up to ``n`` real B images and the translations G_AB(A) of as many A images."""
+        from ..metrics.evaluate import evaluate_images
+        from ..metrics.translation import evaluate_translation
+
+        results: dict[str, float] = {}
+        generators = {"AtoB": self.G_AB, "BtoA": self.G_BA}
+        for G in generators.values():
+            G.eval()
+        try:
+            translate = {d: (lambda x, G=G: G(x.to(self.device))) for d, G in generators.items()}
+            if self.domains.pairs:
+                for direction, fn in translate.items():
+                    scores = evaluate_translation(fn, self.domains, direction=direction)
+                    results.update({f"{k}_{direction}": v for k, v in scores.items() if k != "n"})
+            pick = torch.Generator().manual_seed(seed)
+            k = min(n, len(self.domains.a), len(self.domains.b))
+            a_idx = torch.randperm(len(self.domains.a), generator=pick)[:k].tolist()
+            b_idx = torch.randperm(len(self.domains.b), generator=pick)[:k].tolist()
+            real_b = torch.stack([self.domains.b[i][0] for i in b_idx])
+            a = torch.stack([self.domains.a[i][0] for i in a_idx])
+            fake_b = torch.cat([translate["AtoB"](a[s:s + 64]).float().cpu() for s in range(0, k, 64)])
+            if real_b.shape[-1] < 16:
+                metrics = tuple(m for m in metrics if m != "swd")
+            if metrics and k >= 2:
+                results.update(evaluate_images(real_b, fake_b.clamp(-1, 1), metrics, extractor=extractor,
+                                               seed=seed, device=self.device))
+        finally:
+            for G in generators.values():
+                G.train()
+        return results
 
     @torch.no_grad()
     def sample(self) -> torch.Tensor:

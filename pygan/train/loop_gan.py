@@ -37,6 +37,7 @@ class GANTrainer(Trainer):
                            "D": torch.optim.Adam(self.D.parameters(), cfg["lr"], betas=betas)}
         self.G_train, self.D_train = distributed.wrap(self.G, device), distributed.wrap(self.D, device)
         self.batches = Batches(data, cfg["seed"], rank, world_size)
+        self.eval_data, self.latent_dim = data, latent
         self.fixed_z = torch.randn(cfg["grid_size"], latent,
                                    generator=torch.Generator().manual_seed(cfg["seed"])).to(device)
         if cfg["model"] == "lsgan":
@@ -61,13 +62,17 @@ class GANTrainer(Trainer):
                 "grad_norm/D": grad_d, "grad_norm/G": grad_g}
 
     @torch.no_grad()
-    def sample(self) -> torch.Tensor:
-        # eval mode: DCGAN's batch norm uses its running statistics, not the grid's own
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        # eval mode: DCGAN's batch norm uses its running statistics, not the batch's own
         self.G.eval()
         try:
-            return self.G(self.fixed_z)
+            return self.G(z)
         finally:
             self.G.train()
+
+    @torch.no_grad()
+    def sample(self) -> torch.Tensor:
+        return self.generate(self.fixed_z)
 
 
 Trainer = GANTrainer

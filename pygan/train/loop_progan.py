@@ -74,6 +74,7 @@ class ProGANTrainer(Trainer):
                                    generator=torch.Generator().manual_seed(cfg["seed"])).to(device)
         self.phase = self.schedule.at(0)
         self._data_resolution = None
+        self.latent_dim = latent
 
     def batch_size(self, resolution: int) -> int:
         if self.cfg.get("batch_size"):
@@ -135,10 +136,34 @@ class ProGANTrainer(Trainer):
                 "grad_norm/D": grad_d, "grad_norm/G": grad_g, "alpha": alpha,
                 "resolution": float(p.resolution)}
 
+    def _sampling_phase(self):
+        return self.schedule.at(self.images_seen) if self.step == 0 else self.phase
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """The EMA generator at the current resolution and alpha."""
+        p = self._sampling_phase()
+        return self.G_ema(z, p.alpha, p.steps)
+
     @torch.no_grad()
     def sample(self) -> torch.Tensor:
-        p = self.schedule.at(self.images_seen) if self.step == 0 else self.phase
-        return self.G_ema(self.fixed_z, p.alpha, p.steps)
+        return self.generate(self.fixed_z)
+
+    def eval_real(self, n: int, seed: int) -> torch.Tensor:
+        """Reals at the current resolution, faded by alpha as training shows them to D."""
+        from ..metrics.evaluate import sample_real
+
+        p = self._sampling_phase()
+        data = self.cache.at(p.resolution)
+        return fade_reals(sample_real(data, min(n, len(data)), seed), p.alpha)
+
+    def eval_context(self) -> dict:
+        p = self._sampling_phase()
+        return {"resolution": p.resolution, "alpha": p.alpha}
+
+    def competes_for_best(self) -> bool:
+        p = self._sampling_phase()
+        return p.resolution == self.cfg["resolution"] and p.alpha >= 1.0
 
 
 Trainer = ProGANTrainer

@@ -36,6 +36,7 @@ class WGANTrainer(Trainer):
         self.optimizers = {"G": make(self.G.parameters()), "D": make(self.D.parameters())}
         self.G_train, self.D_train = distributed.wrap(self.G, device), distributed.wrap(self.D, device)
         self.batches = Batches(data, cfg["seed"], rank, world_size)
+        self.eval_data, self.latent_dim = data, latent
         self.fixed_z = torch.randn(cfg["grid_size"], latent,
                                    generator=torch.Generator().manual_seed(cfg["seed"])).to(device)
 
@@ -65,12 +66,16 @@ class WGANTrainer(Trainer):
         return metrics
 
     @torch.no_grad()
-    def sample(self) -> torch.Tensor:
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
         self.G.eval()
         try:
-            return self.G(self.fixed_z)
+            return self.G(z)
         finally:
             self.G.train()
+
+    @torch.no_grad()
+    def sample(self) -> torch.Tensor:
+        return self.generate(self.fixed_z)
 
 
 Trainer = WGANTrainer

@@ -27,6 +27,7 @@ from .. import ops
 from . import checkpoint, distributed
 from .batches import Batches
 from .config import CONFIG_NAME
+from .evaluation import Evaluator
 from .monitor import Monitor
 
 FORMAT_VERSION = 1
@@ -110,6 +111,44 @@ class Trainer:
 
     def grid_name(self) -> str:
         return f"step-{self.step:07d}"
+
+    # --- training-time evaluation (see :mod:`.evaluation`) --------------------------------------
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] from latents ``z`` with the network the grids show (eval mode)."""
+        raise NotImplementedError
+
+    def eval_real(self, n: int, seed: int) -> torch.Tensor:
+        """Up to ``n`` real images (float in [-1, 1], on the CPU) the samples are compared with;
+        the same ones for a given seed. Default: from ``self.eval_data``."""
+        from ..metrics.evaluate import sample_real
+
+        return sample_real(self.eval_data, min(n, len(self.eval_data)), seed)
+
+    def eval_context(self) -> dict:
+        """What the evaluation row records besides step and images (ProGAN: resolution, alpha)."""
+        return {}
+
+    def competes_for_best(self) -> bool:
+        """Whether an evaluation now may become ``best.pt`` (ProGAN: final resolution only)."""
+        return True
+
+    @torch.no_grad()
+    def evaluate(self, metrics: tuple[str, ...], n: int, seed: int, extractor) -> dict[str, float]:
+        """``metrics`` of ``n`` samples from latents drawn with ``seed`` against ``n`` real
+        images chosen with ``seed`` (so successive evaluations see the same latents and reals).
+        SWD needs images of 16x16 or more and is left out below that."""
+        from ..metrics.evaluate import evaluate_images, sample_fake
+
+        real = self.eval_real(n, seed)
+        latents = torch.Generator().manual_seed(seed)
+        fake = sample_fake(lambda b: self.generate(torch.randn(b, self.latent_dim, generator=latents)
+                                                   .to(self.device)), len(real))
+        if real.shape[-1] < 16:
+            metrics = tuple(m for m in metrics if m != "swd")
+        if not metrics:
+            return {}
+        return evaluate_images(real, fake, metrics, extractor=extractor, seed=seed, device=self.device)
 
     def postfix(self) -> dict:
         return {}
@@ -202,6 +241,7 @@ class Run:
         self.stop_signal: int | None = None
         self.last_checkpoint: str | None = None
         self.grids: list[str] = []
+        self.evaluator = Evaluator(cfg, self.run_dir, self.main)
 
     # checkpoints
     def _rng_states(self) -> list[torch.Tensor]:
@@ -212,22 +252,31 @@ class Run:
             return gathered
         return [state]
 
-    def save_checkpoint(self) -> str | None:
+    def _state(self) -> dict:
+        state = self.trainer.state_dict(self._rng_states())
+        state["evaluation"] = self.evaluator.state_dict()
+        return state
+
+    def save_checkpoint(self, best: bool = False) -> str | None:
+        """The periodic checkpoint (or, with ``best``, ``checkpoints/best.pt``)."""
         t = self.trainer
         if not distributed.any_flag(not t.weights_finite(), t.device):
-            rng = self._rng_states()
+            state = self._state()
             if self.main:
-                self.last_checkpoint = checkpoint.save(t.state_dict(rng), self.run_dir, t.step,
-                                                       self.cfg["keep_checkpoints"])
+                if best:
+                    checkpoint.atomic_save(state, self.evaluator.best_path())
+                else:
+                    self.last_checkpoint = checkpoint.save(state, self.run_dir, t.step,
+                                                           self.cfg["keep_checkpoints"])
             distributed.barrier()
             return self.last_checkpoint
         raise NonFiniteLossError(f"the weights became NaN or infinite by step {t.step}; no "
                                  "checkpoint written")
 
     def save_resolution_checkpoint(self, resolution: int) -> None:
-        rng = self._rng_states()
+        state = self._state()
         if self.main:
-            checkpoint.save_resolution(self.trainer.state_dict(rng), self.run_dir, resolution)
+            checkpoint.save_resolution(state, self.run_dir, resolution)
         distributed.barrier()
 
     def save_grid(self, name: str | None = None) -> None:
@@ -245,7 +294,9 @@ class Run:
         path = checkpoint.latest(self.run_dir)
         if path is None:
             raise FileNotFoundError(f"--resume: {self.run_dir} holds no checkpoint to resume from")
-        self.trainer.load_state_dict(checkpoint.load(path, self.trainer.device))
+        state = checkpoint.load(path, self.trainer.device)
+        self.trainer.load_state_dict(state)
+        self.evaluator.load_state_dict(state.get("evaluation"))
         self.last_checkpoint = path
         if self.main:
             print(f"resumed from {path} (step {self.trainer.step}, "
@@ -290,6 +341,8 @@ class Run:
                 self._report(metrics, t.images_seen - before)
                 if t.step % cfg["sample_every"] == 0:
                     self.save_grid()
+                if self.evaluator.due(t.images_seen):
+                    self.evaluator(self)
                 stop = distributed.any_flag(self.stop_signal is not None, t.device)
                 if t.step % cfg["checkpoint_every"] == 0 or stop:
                     self.save_checkpoint()
@@ -301,6 +354,8 @@ class Run:
                 if kill_at is not None and t.step == kill_at:
                     os.kill(os.getpid(), signal.SIGKILL)
             t.at_end(self)
+            if self.evaluator.enabled and self.evaluator.last_images != t.images_seen:
+                self.evaluator(self)
             self.save_checkpoint()
             self.save_grid()
             if self.main:
@@ -309,6 +364,10 @@ class Run:
                 print(f"done: {t.step} steps, {t.images_seen} images in {elapsed:.0f} s\n"
                       f"grids: {os.path.abspath(self.monitor.grid_dir)} (latest {self.grids[-1]})\n"
                       f"checkpoint: {self.last_checkpoint}", flush=True)
+                if self.evaluator.best is not None:
+                    ev = self.evaluator
+                    print(f"best {ev.best_metric} {ev.best:.4g} at step {ev.best_step}: {ev.best_path()} "
+                          f"(every evaluation: {os.path.join(self.run_dir, 'eval.jsonl')})", flush=True)
             return 0
         finally:
             self.monitor.close()

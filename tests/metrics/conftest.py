@@ -26,11 +26,13 @@ def emoji32():
 
 @pytest.fixture(scope="session")
 def sets(emoji32):
-    """dict of float sets in [-1, 1]: real, other (disjoint reals), blurred, noisy (both of other)."""
+    """dict of float sets in [-1, 1]: real, other (disjoint reals), blurred, noisy (both of other),
+    and heavy_blur (other under a 9x9, sigma 2 Gaussian: detail visibly gone at 32x32)."""
     gen = torch.Generator().manual_seed(1)
     perm = torch.randperm(len(emoji32), generator=gen)
     real = emoji32[perm[:N]].float().div(127.5).sub(1)
     other = emoji32[perm[N:2 * N]].float().div(127.5).sub(1)
     blurred = TF.gaussian_blur(other, kernel_size=5, sigma=1.0)
     noisy = (other + 0.5 * torch.randn(other.shape, generator=gen)).clamp(-1, 1)
-    return {"real": real, "other": other, "blurred": blurred, "noisy": noisy}
+    heavy_blur = TF.gaussian_blur(other, kernel_size=9, sigma=2.0)
+    return {"real": real, "other": other, "blurred": blurred, "noisy": noisy, "heavy_blur": heavy_blur}

@@ -22,16 +22,19 @@ def test_identical_sets_are_fully_precise_and_covered(sets):
     assert r["density"] >= 1.0
 
 
-def test_noise_loses_recall_and_coverage(sets):
-    # What the bundled features show (measured; see the issue note): noisy emoji collapse onto a
-    # dense part of the real manifold, so recall and coverage drop while precision stays high.
-    # The mild blur of the fixture is not separated from another real set at n = 64 by these
-    # four numbers (FID, KID and SWD do separate it), so only noise is asserted here.
+def test_recall_and_coverage_rank_real_above_blurred_above_noise(sets):
+    """Recall and coverage (the diversity halves) rank another real set above a heavily blurred
+    one above a noisy one. Measured with the bundled features at n = 64 (other / heavy blur /
+    noise): recall 0.94 / 0.86 / 0.70, coverage 0.91 / 0.83 / 0.80. The fixture's mild blur
+    (5x5, sigma 1) is not separated from real images by any of the four numbers at this n (FID,
+    KID and SWD do separate it), and noisy emoji collapse onto a dense part of the real manifold,
+    so precision and density stay high for them: neither ranks noise, by construction."""
     ex = BundledFeatures()
     real = extract(ex, sets["real"])
-    r = {k: prdc(real, extract(ex, sets[k]), k=5) for k in ("other", "noisy")}
+    r = {k: prdc(real, extract(ex, sets[k]), k=5) for k in ("other", "heavy_blur", "noisy")}
     for key in ("recall", "coverage"):
-        assert r["other"][key] > r["noisy"][key] + 0.05, (key, r)
+        assert r["other"][key] > r["heavy_blur"][key] > r["noisy"][key], (key, r)
+    assert r["other"]["recall"] > r["noisy"]["recall"] + 0.15
     assert r["other"]["precision"] > 0.9 and r["other"]["recall"] > 0.9
 
 

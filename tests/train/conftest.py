@@ -15,7 +15,8 @@ TINY = {
     "progan": ["--resolution", "8", "--fmap-base", "16", "--fmap-max", "8", "--latent-dim", "8",
                "--batch-size", "4", "--fade-kimg", "0.016", "--stable-kimg", "0.016"],
 }
-QUIET = ["--progress", "false", "--tensorboard", "false"]
+# training-time evaluation stays on (it runs at the end of every test run), on few images
+QUIET = ["--progress", "false", "--tensorboard", "false", "--eval-n", "16"]
 
 
 @pytest.fixture

@@ -47,3 +47,17 @@ def test_bad_values_name_the_option(tmp_path):
     path.write_text('{"colour": 1}')
     with pytest.raises(ValueError, match="unknown option.*colour"):
         config.resolve(["gan", "--config", str(path), "--device", "cpu"])
+
+
+def test_evaluation_options_are_checked():
+    cfg = config.resolve(["progan", "--device", "cpu"])
+    assert (cfg["eval_every"], cfg["eval_metrics"], cfg["best_metric"]) == (3000, "swd,fid", "swd")
+    with pytest.raises(ValueError, match="--eval-metrics: metrics must be a comma-separated subset"):
+        config.resolve(["gan", "--eval-metrics", "fid,is", "--device", "cpu"])
+    with pytest.raises(ValueError, match="--best-metric recall needs 'pr' in --eval-metrics"):
+        config.resolve(["gan", "--best-metric", "recall", "--device", "cpu"])
+    with pytest.raises(ValueError, match="--best-metric 'psnr_AtoB' is not a result"):
+        config.resolve(["dcgan", "--best-metric", "psnr_AtoB", "--device", "cpu"])
+    with pytest.raises(ValueError, match="--eval-every must be a number of images >= 0"):
+        config.resolve(["gan", "--eval-every", "-1", "--device", "cpu"])
+    assert config.resolve(["cyclegan", "--device", "cpu"])["best_metric"] == "psnr_AtoB"

@@ -83,11 +83,13 @@ def _train(args, env_extra=None):
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_settings):
-    """ProGAN (schedule, EMA, fade-in, RNG, data order): killed with SIGKILL after step 6 (last
-    checkpoint at step 4), resumed, it ends with bit-identical weights and optimiser state."""
+    """ProGAN (schedule, EMA, fade-in, RNG, data order, evaluation every 16 images): killed with
+    SIGKILL after step 6 (last checkpoint at step 4), resumed, it ends with bit-identical weights
+    and optimiser state, and the same evaluations and best checkpoint."""
     TINY, QUIET = tiny_settings
     common = [*TINY["progan"], *QUIET, "--deterministic", "true", "--checkpoint-every", "4",
-              "--keep-checkpoints", "5"]
+              "--keep-checkpoints", "5", "--eval-every", "16", "--eval-metrics", "fid",
+              "--best-metric", "fid"]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     r = _train(["progan", "--out", str(whole), *common])
     assert r.returncode == 0, r.stderr
@@ -107,3 +109,12 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_settings):
             assert torch.equal(st["exp_avg_sq"], b["optimizers"][name]["state"][pid]["exp_avg_sq"])
     with open(killed / "config.json") as f:
         assert json.load(f)["model"] == "progan"
+    rows_whole, rows_killed = ((run / "eval.jsonl").read_text().splitlines() for run in (whole, killed))
+    strip = [json.loads(r) for r in rows_whole], [json.loads(r) for r in rows_killed]
+    for rows in strip:
+        for r in rows:
+            r.pop("seconds")
+    assert [r["step"] for r in strip[0]] == [4, 8, 12]
+    assert strip[0] == strip[1]
+    best_a, best_b = (torch.load(run / "checkpoints" / "best.pt", weights_only=True) for run in (whole, killed))
+    assert best_a["step"] == best_b["step"] and best_a["evaluation"] == best_b["evaluation"]
