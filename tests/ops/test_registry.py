@@ -56,6 +56,41 @@ def test_resolve_auto_on_cpu():
     assert _registry.resolve("pixel_norm", "auto", torch.device("cpu")) == expected
 
 
+def test_resolve_auto_on_cuda_follows_the_committed_preference(monkeypatch):
+    """auto on CUDA tensors: the per-op winner of gpu_preference.json, CUDA C++ for ops it does
+    not list, the other GPU backend when the preferred one cannot run, and the reference with
+    exactly one warning when neither can. (Routing only: probes are faked, nothing launches.)"""
+    up = {"cuda": True, "triton": True}
+    for name in up:
+        monkeypatch.setitem(_registry._probes, name,
+                            lambda name=name: _registry.BackendStatus(up[name], f"{name} faked"))
+    monkeypatch.setattr(_registry, "_gpu_preference", {"fade_in": "triton"})
+    monkeypatch.setattr(_registry, "_warned", set())
+    cuda = torch.device("cuda")
+    assert _registry.resolve("fade_in", "auto", cuda) == "triton"
+    assert _registry.resolve("pixel_norm", "auto", cuda) == "cuda"
+    up["triton"] = False
+    assert _registry.resolve("fade_in", "auto", cuda) == "cuda"
+    up["triton"], up["cuda"] = True, False
+    assert _registry.resolve("pixel_norm", "auto", cuda) == "triton"
+    up["triton"] = False
+    with pytest.warns(RuntimeWarning, match="no compiled GPU backend can run here") as record:
+        assert _registry.resolve("pixel_norm", "auto", cuda) == "reference"
+        assert _registry.resolve("fade_in", "auto", cuda) == "reference"
+    assert len(record) == 1
+
+
+def test_gpu_preference_file_is_read(tmp_path, monkeypatch):
+    """The registry keeps only cuda/triton entries of gpu_preference.json; no file means {}."""
+    ops_dir = tmp_path / "ops"
+    ops_dir.mkdir()
+    monkeypatch.setattr(_registry, "__file__", str(ops_dir / "_registry.py"))
+    assert _registry._load_gpu_preference() == {}
+    (ops_dir / "gpu_preference.json").write_text(
+        '{"preference": {"fade_in": "triton", "pixel_norm": "cuda", "bias_lrelu": "cpu"}}')
+    assert _registry._load_gpu_preference() == {"fade_in": "triton", "pixel_norm": "cuda"}
+
+
 def test_unknown_backend_is_a_clear_error():
     with pytest.raises(ValueError, match="backend must be one of 'reference', 'cpp', 'cuda', 'triton', 'auto'; got 'fast'"):
         ops.set_backend("fast")
