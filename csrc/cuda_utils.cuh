@@ -41,6 +41,27 @@ struct alignas(16) Pack {
 
 inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
+// One pack in one 16-byte load or store. Copying a Pack<T> member by member lets the compiler
+// split it into V scalar accesses (seen in the PTX for c10::Half when a loop is unswitched), so
+// the bytes travel as a uint4. Address packs with Pack<T>* arithmetic (p + k, strides in packs):
+// from a T* offset cast to Pack<T>*, the compiler has been seen to lose the 16-byte alignment
+// and split the stores.
+template <typename T>
+__device__ __forceinline__ Pack<T> load_pack(const Pack<T>* p) {
+  static_assert(sizeof(Pack<T>) == sizeof(uint4), "a pack is 16 bytes");
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  Pack<T> out;
+  memcpy(&out, &raw, sizeof(out));
+  return out;
+}
+
+template <typename T>
+__device__ __forceinline__ void store_pack(Pack<T>* p, const Pack<T>& v) {
+  uint4 raw;
+  memcpy(&raw, &v, sizeof(raw));
+  *reinterpret_cast<uint4*>(p) = raw;
+}
+
 // True when every tensor is dense in one of the two standard layouts with t0's exact strides, so
 // one memory offset addresses the same logical element in each.
 inline bool same_dense_layout(std::initializer_list<const at::Tensor*> ts) {

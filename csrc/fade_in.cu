@@ -1,15 +1,23 @@
 // Progressive-growing fade-in, CUDA (maths as fade_in.cpp).
 //   out = alpha * high + (1 - alpha) * up(low);  d_high = alpha * g;  d_low = (1 - alpha) * sum2x2(g)
 // alpha is read by the kernels from device memory when it is a CUDA tensor (no synchronisation).
-// Same-size blends of one dense layout run a packed kernel (16-byte loads and stores).
+// Packed kernels (16-byte loads and stores of V = pack_size<T>() elements, one pass over g in the
+// backward) run where every pack start is 16-byte aligned:
+//   same sizes: all tensors dense in one layout (cuda::packable), scalar tail;
+//   upsampling (high's H and W even), NCHW: every tensor contiguous, W % V == 0: packs along rows;
+//   upsampling, channels_last: every tensor channels_last-contiguous, C % V == 0: packs along
+//     channels.
+// Anything else runs the generic (strided, scalar) kernels.
 #include "cuda_utils.cuh"
 
 namespace pygan {
 namespace {
 
 using cuda::DeviceScalar;
+using cuda::load_pack;
 using cuda::Pack;
 using cuda::pack_size;
+using cuda::store_pack;
 
 struct Strides4 {
   int64_t n, c, h, w;
@@ -57,6 +65,76 @@ __global__ void blend_packed(const T* __restrict__ low, const T* __restrict__ hi
   }
 }
 
+// The V/2 low values under one pack of an NCHW row of high: 8 bytes, moved as a uint2 (as
+// cuda::load_pack, addressed in HalfPack<T> units).
+template <typename T>
+struct alignas(8) HalfPack {
+  T v[pack_size<T>() / 2];
+};
+
+template <typename T>
+__device__ __forceinline__ HalfPack<T> load_half(const HalfPack<T>* p) {
+  static_assert(sizeof(HalfPack<T>) == sizeof(uint2), "a half pack is 8 bytes");
+  const uint2 raw = *reinterpret_cast<const uint2*>(p);
+  HalfPack<T> out;
+  memcpy(&out, &raw, sizeof(out));
+  return out;
+}
+
+template <typename T>
+__device__ __forceinline__ void store_half(HalfPack<T>* p, const HalfPack<T>& v) {
+  uint2 raw;
+  memcpy(&raw, &v, sizeof(raw));
+  *reinterpret_cast<uint2*>(p) = raw;
+}
+
+// Upsampling, dense NCHW, W % V == 0, wp = W / V packs per row. out and high are rows of W,
+// row = (n*C + c)*H + y; pack p is row p / wp, columns x0 = (p % wp)*V .. x0 + V - 1. H is even,
+// so low's row (n, c, y / 2) is row / 2; the low values under the pack, columns x0/2 .. x0/2 +
+// V/2 - 1 of it, are half pack (row / 2)*wp + p % wp of low (a low row holds wp half packs).
+template <typename T, typename acc_t>
+__global__ void fade_in_up_rows(const T* __restrict__ low, const T* __restrict__ high, T* __restrict__ out,
+                                int64_t packs, int64_t wp, DeviceScalar<acc_t> alpha) {
+  constexpr int V = pack_size<T>();
+  const acc_t a = alpha.get(), b = acc_t(1) - a;
+  const HalfPack<T>* lp = reinterpret_cast<const HalfPack<T>*>(low);
+  const Pack<T>* hp = reinterpret_cast<const Pack<T>*>(high);
+  Pack<T>* op = reinterpret_cast<Pack<T>*>(out);
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < packs; p += stride) {
+    const int64_t row = p / wp, col = p - row * wp;
+    const HalfPack<T> l = load_half(lp + (row >> 1) * wp + col);
+    const Pack<T> h = load_pack(hp + p);
+    Pack<T> o;
+#pragma unroll
+    for (int j = 0; j < V; ++j) o.v[j] = static_cast<T>(a * static_cast<acc_t>(h.v[j]) + b * static_cast<acc_t>(l.v[j >> 1]));
+    store_pack(op + p, o);
+  }
+}
+
+// Upsampling, dense channels_last, C % V == 0, cp = C / V packs per pixel. Pack p of out and high
+// is channel pack cq = p % cp of pixel q = p / cp = (n*H + y)*W + x. With t = q / W = n*H + y and
+// H even, low's pixel (n, y/2, x/2) is (t / 2)*(W / 2) + x / 2: its pack cq is one pack of low.
+template <typename T, typename acc_t>
+__global__ void fade_in_up_channels(const T* __restrict__ low, const T* __restrict__ high, T* __restrict__ out,
+                                    int64_t packs, int64_t cp, int64_t W, DeviceScalar<acc_t> alpha) {
+  constexpr int V = pack_size<T>();
+  const acc_t a = alpha.get(), b = acc_t(1) - a;
+  const Pack<T>* lp = reinterpret_cast<const Pack<T>*>(low);
+  const Pack<T>* hp = reinterpret_cast<const Pack<T>*>(high);
+  Pack<T>* op = reinterpret_cast<Pack<T>*>(out);
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < packs; p += stride) {
+    const int64_t q = p / cp, cq = p - q * cp, t = q / W, x = q - t * W;
+    const Pack<T> l = load_pack(lp + ((t >> 1) * (W >> 1) + (x >> 1)) * cp + cq);
+    const Pack<T> h = load_pack(hp + p);
+    Pack<T> o;
+#pragma unroll
+    for (int j = 0; j < V; ++j) o.v[j] = static_cast<T>(a * static_cast<acc_t>(h.v[j]) + b * static_cast<acc_t>(l.v[j]));
+    store_pack(op + p, o);
+  }
+}
+
 template <typename T, typename acc_t>
 __global__ void fade_in_generic(const T* __restrict__ low, Strides4 ls, const T* __restrict__ high, Strides4 hs,
                                 T* __restrict__ out, Strides4 os, Index4 idx, int shift, DeviceScalar<acc_t> alpha) {
@@ -95,6 +173,134 @@ __global__ void fade_in_bwd_generic(const T* __restrict__ g, Strides4 gs, T* __r
   }
 }
 
+// Same sizes, one dense layout: d_high = alpha * g and d_low = (1 - alpha) * g, element i of the
+// three at one offset; packs p < numel / V, then a scalar tail.
+template <typename T, typename acc_t>
+__global__ void fade_in_bwd_same_packed(const T* __restrict__ g, T* __restrict__ dh, T* __restrict__ dl,
+                                        int64_t numel, DeviceScalar<acc_t> alpha) {
+  constexpr int V = pack_size<T>();
+  const acc_t a = alpha.get(), b = acc_t(1) - a;
+  const int64_t packs = numel / V, stride = int64_t(gridDim.x) * blockDim.x;
+  const Pack<T>* gp = reinterpret_cast<const Pack<T>*>(g);
+  Pack<T>* hp = reinterpret_cast<Pack<T>*>(dh);
+  Pack<T>* lp = reinterpret_cast<Pack<T>*>(dl);
+  for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < packs; p += stride) {
+    const Pack<T> gv = load_pack(gp + p);
+    Pack<T> h, l;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      h.v[j] = static_cast<T>(a * static_cast<acc_t>(gv.v[j]));
+      l.v[j] = static_cast<T>(b * static_cast<acc_t>(gv.v[j]));
+    }
+    store_pack(hp + p, h);
+    store_pack(lp + p, l);
+  }
+  for (int64_t i = packs * V + int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < numel; i += stride) {
+    const acc_t gv = g[i];
+    dh[i] = static_cast<T>(a * gv);
+    dl[i] = static_cast<T>(b * gv);
+  }
+}
+
+// Backward of the upsampling, dense NCHW, W % V == 0, wp = W / V. Item p is half pack p of d_low:
+// low row lr = p / wp (= (n*C + c)*(H/2) + y), columns (p % wp)*V/2 .. + V/2 - 1. Its 2x2 blocks
+// are pack col = p % wp (columns x0 = col*V ..) of high rows 2*lr and 2*lr + 1 (H even): packs
+// p0 = 2*lr*wp + col and p1 = p0 + wp of g and d_high. d_low value i sums g[row 2lr][x0 + 2i],
+// [2lr][x0 + 2i + 1], [2lr + 1][x0 + 2i], [2lr + 1][x0 + 2i + 1] in that order (as the generic kernel).
+template <typename T, typename acc_t>
+__global__ void fade_in_bwd_up_rows(const T* __restrict__ g, T* __restrict__ dh, T* __restrict__ dl,
+                                    int64_t items, int64_t wp, DeviceScalar<acc_t> alpha) {
+  constexpr int V = pack_size<T>();
+  const acc_t a = alpha.get(), b = acc_t(1) - a;
+  const Pack<T>* gp = reinterpret_cast<const Pack<T>*>(g);
+  Pack<T>* hp = reinterpret_cast<Pack<T>*>(dh);
+  HalfPack<T>* lp = reinterpret_cast<HalfPack<T>*>(dl);
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < items; p += stride) {
+    const int64_t lr = p / wp, col = p - lr * wp, p0 = 2 * lr * wp + col, p1 = p0 + wp;
+    const Pack<T> g0 = load_pack(gp + p0), g1 = load_pack(gp + p1);
+    Pack<T> h0, h1;
+    HalfPack<T> l;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      h0.v[j] = static_cast<T>(a * static_cast<acc_t>(g0.v[j]));
+      h1.v[j] = static_cast<T>(a * static_cast<acc_t>(g1.v[j]));
+    }
+#pragma unroll
+    for (int i = 0; i < V / 2; ++i) {
+      acc_t sum = 0;
+      sum += static_cast<acc_t>(g0.v[2 * i]);
+      sum += static_cast<acc_t>(g0.v[2 * i + 1]);
+      sum += static_cast<acc_t>(g1.v[2 * i]);
+      sum += static_cast<acc_t>(g1.v[2 * i + 1]);
+      l.v[i] = static_cast<T>(b * sum);
+    }
+    store_pack(hp + p0, h0);
+    store_pack(hp + p1, h1);
+    store_half(lp + p, l);
+  }
+}
+
+// Backward of the upsampling, dense channels_last, C % V == 0, cp = C / V. Item p is pack p of
+// d_low: channel pack cq = p % cp of low pixel lq = p / cp = (n*(H/2) + y)*(W/2) + x. With
+// t = lq / (W/2) = n*(H/2) + y and x = lq % (W/2), its block's top-left high pixel is 2t*W + 2x
+// (n*H + 2y = 2t), the others +1, +W, +W + 1; pack cq of each is pack pixel*cp + cq of g and
+// d_high. The sum runs top-left, top-right, bottom-left, bottom-right (as the generic kernel).
+template <typename T, typename acc_t>
+__global__ void fade_in_bwd_up_channels(const T* __restrict__ g, T* __restrict__ dh, T* __restrict__ dl,
+                                        int64_t items, int64_t cp, int64_t W, DeviceScalar<acc_t> alpha) {
+  constexpr int V = pack_size<T>();
+  const acc_t a = alpha.get(), b = acc_t(1) - a;
+  const Pack<T>* gp = reinterpret_cast<const Pack<T>*>(g);
+  Pack<T>* hp = reinterpret_cast<Pack<T>*>(dh);
+  Pack<T>* lp = reinterpret_cast<Pack<T>*>(dl);
+  const int64_t Wl = W >> 1, stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < items; p += stride) {
+    const int64_t lq = p / cp, cq = p - lq * cp, t = lq / Wl, x = lq - t * Wl;
+    const int64_t q[4] = {(2 * t * W + 2 * x) * cp + cq, (2 * t * W + 2 * x + 1) * cp + cq,
+                          (2 * t * W + W + 2 * x) * cp + cq, (2 * t * W + W + 2 * x + 1) * cp + cq};
+    acc_t sum[V];
+#pragma unroll
+    for (int j = 0; j < V; ++j) sum[j] = 0;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const Pack<T> gk = load_pack(gp + q[k]);
+      Pack<T> h;
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        const acc_t gv = static_cast<acc_t>(gk.v[j]);
+        h.v[j] = static_cast<T>(a * gv);
+        sum[j] += gv;
+      }
+      store_pack(hp + q[k], h);
+    }
+    Pack<T> l;
+#pragma unroll
+    for (int j = 0; j < V; ++j) l.v[j] = static_cast<T>(b * sum[j]);
+    store_pack(lp + p, l);
+  }
+}
+
+// Every tensor contiguous (NCHW) with 16-byte aligned data, and high's W % V == 0: the row kernels.
+template <typename T>
+bool rows_packable(std::initializer_list<const at::Tensor*> ts, int64_t W) {
+  if (W % pack_size<T>() != 0) return false;
+  for (const at::Tensor* t : ts) {
+    if (!t->is_contiguous() || !cuda::aligned16(t->const_data_ptr())) return false;
+  }
+  return true;
+}
+
+// Every tensor channels_last-contiguous with 16-byte aligned data, and C % V == 0: the channel kernels.
+template <typename T>
+bool channels_packable(std::initializer_list<const at::Tensor*> ts, int64_t C) {
+  if (C % pack_size<T>() != 0) return false;
+  for (const at::Tensor* t : ts) {
+    if (!t->is_contiguous(at::MemoryFormat::ChannelsLast) || !cuda::aligned16(t->const_data_ptr())) return false;
+  }
+  return true;
+}
+
 at::Tensor fade_in_cuda(const at::Tensor& low, const at::Tensor& high, const at::Tensor& alpha_t) {
   TORCH_CHECK(high.dim() == 4 && low.dim() == 4 && high.is_floating_point() && low.scalar_type() == high.scalar_type(),
               "pygan::fade_in: low and high must be (N, C, H, W) tensors of one floating dtype");
@@ -110,9 +316,18 @@ at::Tensor fade_in_cuda(const at::Tensor& low, const at::Tensor& high, const at:
     using acc_t = at::opmath_type<scalar_t>;
     at::Tensor keep;
     const auto alpha = cuda::device_scalar<acc_t>(alpha_t, keep);
+    constexpr int V = pack_size<scalar_t>();
     if (!up && cuda::packable({&low, &high, &out})) {
-      blend_packed<scalar_t, acc_t><<<cuda::blocks_for(ceil_div(out.numel(), pack_size<scalar_t>())), cuda::kThreads, 0, cuda::stream()>>>(
+      blend_packed<scalar_t, acc_t><<<cuda::blocks_for(ceil_div(out.numel(), V)), cuda::kThreads, 0, cuda::stream()>>>(
           low.const_data_ptr<scalar_t>(), high.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), out.numel(), alpha);
+    } else if (up && rows_packable<scalar_t>({&low, &high, &out}, W)) {
+      fade_in_up_rows<scalar_t, acc_t><<<cuda::blocks_for(out.numel() / V), cuda::kThreads, 0, cuda::stream()>>>(
+          low.const_data_ptr<scalar_t>(), high.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
+          out.numel() / V, W / V, alpha);
+    } else if (up && channels_packable<scalar_t>({&low, &high, &out}, C)) {
+      fade_in_up_channels<scalar_t, acc_t><<<cuda::blocks_for(out.numel() / V), cuda::kThreads, 0, cuda::stream()>>>(
+          low.const_data_ptr<scalar_t>(), high.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
+          out.numel() / V, C / V, W, alpha);
     } else {
       fade_in_generic<scalar_t, acc_t><<<cuda::blocks_for(out.numel()), cuda::kThreads, 0, cuda::stream()>>>(
           low.const_data_ptr<scalar_t>(), strides_of(low), high.const_data_ptr<scalar_t>(), strides_of(high),
@@ -136,10 +351,26 @@ std::tuple<at::Tensor, at::Tensor> fade_in_bwd_cuda(const at::Tensor& grad, cons
     using acc_t = at::opmath_type<scalar_t>;
     at::Tensor keep;
     const auto alpha = cuda::device_scalar<acc_t>(alpha_t, keep);
-    const Index4 low_idx = index_for(N, C, H >> shift, W >> shift, d_low);
-    fade_in_bwd_generic<scalar_t, acc_t><<<cuda::blocks_for(d_low.numel()), cuda::kThreads, 0, cuda::stream()>>>(
-        grad.const_data_ptr<scalar_t>(), strides_of(grad), d_high.mutable_data_ptr<scalar_t>(), strides_of(d_high),
-        d_low.mutable_data_ptr<scalar_t>(), strides_of(d_low), low_idx, shift, alpha);
+    constexpr int V = pack_size<scalar_t>();
+    const scalar_t* g = grad.const_data_ptr<scalar_t>();
+    scalar_t* dh = d_high.mutable_data_ptr<scalar_t>();
+    scalar_t* dl = d_low.mutable_data_ptr<scalar_t>();
+    if (!upsampled && cuda::packable({&grad, &d_high, &d_low})) {
+      fade_in_bwd_same_packed<scalar_t, acc_t><<<cuda::blocks_for(ceil_div(grad.numel(), V)), cuda::kThreads, 0, cuda::stream()>>>(
+          g, dh, dl, grad.numel(), alpha);
+    } else if (upsampled && H % 2 == 0 && rows_packable<scalar_t>({&grad, &d_high, &d_low}, W)) {
+      const int64_t items = d_low.numel() / (V / 2);
+      fade_in_bwd_up_rows<scalar_t, acc_t><<<cuda::blocks_for(items), cuda::kThreads, 0, cuda::stream()>>>(
+          g, dh, dl, items, W / V, alpha);
+    } else if (upsampled && H % 2 == 0 && W % 2 == 0 && channels_packable<scalar_t>({&grad, &d_high, &d_low}, C)) {
+      const int64_t items = d_low.numel() / V;
+      fade_in_bwd_up_channels<scalar_t, acc_t><<<cuda::blocks_for(items), cuda::kThreads, 0, cuda::stream()>>>(
+          g, dh, dl, items, C / V, W, alpha);
+    } else {
+      const Index4 low_idx = index_for(N, C, H >> shift, W >> shift, d_low);
+      fade_in_bwd_generic<scalar_t, acc_t><<<cuda::blocks_for(d_low.numel()), cuda::kThreads, 0, cuda::stream()>>>(
+          g, strides_of(grad), dh, strides_of(d_high), dl, strides_of(d_low), low_idx, shift, alpha);
+    }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return {d_low, d_high};

@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from op_harness import check_parity, namespace
+from op_harness import assert_parity, check_parity, namespace
 
 import pygan.ops as ops
 
@@ -59,6 +59,97 @@ def test_parity_on_gpu(backend, dtype, case):
     name, fn, ref, inputs = next(c for c in case_fns(backend) if c[0] == case)
     reduction = inputs[0][0].numel() * inputs[0].shape[0] if case == "gradient_penalty" else 1
     check_parity(fn, ref, inputs, dtype, device="cuda", reduction=reduction)
+
+
+def packed_case_fns(backend, shape):
+    """(name, fn, reference, inputs64) on an (N, C, H, W) shape, for the CUDA kernels' layout rules
+    (csrc/act_norm_cuda.cuh, csrc/fade_in.cu): a 16-byte pack is V = 8, 4, 2 elements of a 2-, 4-,
+    8-byte dtype, and a packed kernel runs where C (channels inner), H*W (pixels inner) or W
+    (fade-in rows) is a multiple of V; other sizes run the scalar kernels."""
+    b = backend
+    n, c, h, w = shape
+    x = torch.randn(n, c, h, w, dtype=torch.float64)
+    bias = torch.randn(c, dtype=torch.float64)
+    high, low = torch.randn(n, c, 2 * h, 2 * w, dtype=torch.float64), torch.randn(n, c, h, w, dtype=torch.float64)
+    kw = dict(scale=0.3, gain=math.sqrt(2))
+    return [
+        ("pixel_norm", lambda t: ops.pixel_norm(t, backend=b), ops.pixel_norm_reference, [x]),
+        ("bias_lrelu_pixel_norm", lambda t, bb: ops.bias_lrelu_pixel_norm(t, bb, backend=b, **kw),
+         lambda t, bb: ops.bias_lrelu_pixel_norm_reference(t, bb, **kw), [x, bias]),
+        ("fade_in", lambda h, lo: ops.fade_in(lo, h, 0.3, backend=b),
+         lambda h, lo: ops.fade_in_reference(lo, h, 0.3), [high, low]),
+        ("fade_in_same", lambda h, lo: ops.fade_in(lo, h, 0.6, backend=b),
+         lambda h, lo: ops.fade_in_reference(lo, h, 0.6), [x, x.flip(0)]),
+    ]
+
+
+PACKED_CASES = ["pixel_norm", "bias_lrelu_pixel_norm", "fade_in", "fade_in_same"]
+# (2, 24, 12, 24): every dtype packs (C, H*W and fade-in's W = 48 multiples of 8), and the last
+# pixel tile of each sample is part-full (float16: 36 packs of 8 pixels, tiles of 32 packs).
+# (3, 12, 5, 3): H*W odd, C % 4 == 0, fade-in's W = 6: float64 packs channels and fade-in rows,
+# float32 channels only, float16/bfloat16 run the scalar kernels (but for the same-size fade-in,
+# whose packed kernels take any dense size with a scalar tail).
+PACKED_SHAPES = [pytest.param((2, 24, 12, 24), id="packs"), pytest.param((3, 12, 5, 3), id="mixed")]
+
+
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+@pytest.mark.parametrize("dtype", LOW_DTYPES + [torch.float64], ids=str)
+@pytest.mark.parametrize("shape", PACKED_SHAPES)
+@pytest.mark.parametrize("case", PACKED_CASES)
+def test_parity_on_gpu_packed_shapes(backend, dtype, shape, case):
+    """Every layout of the first input (contiguous: pixel packs; channels_last: channel packs in
+    the forward; strided: scalar kernels) on shapes where the packed kernels run."""
+    need(backend)
+    _, fn, ref, inputs = next(c for c in packed_case_fns(backend, shape) if c[0] == case)
+    check_parity(fn, ref, inputs, dtype, device="cuda")
+
+
+def check_parity_in_layout(fn, ref, inputs64, dtype, memory_format, device="cuda"):
+    """check_parity with every 4-D input and the cotangent in ``memory_format`` (check_parity
+    varies only the first input and keeps the cotangent contiguous), so that the backward ops
+    also run on one layout throughout, as in training."""
+    inputs64 = [t.to(dtype).double() for t in inputs64]
+    cot = torch.randn(ref(*inputs64).shape, dtype=torch.float64)
+
+    def run(f, tensors, cotangent):
+        leaves = [t.detach().requires_grad_() for t in tensors]
+        out = f(*leaves)
+        return out.detach(), torch.autograd.grad(out, leaves, cotangent.to(out.dtype))
+
+    def place(t):
+        t = t.to(device)
+        return t.contiguous(memory_format=memory_format) if t.dim() == 4 else t
+
+    out64, grads64 = run(ref, inputs64, cot)
+    out_ref, grads_ref = run(ref, [t.to(dtype) for t in inputs64], cot)
+    out, grads = run(fn, [place(t.to(dtype)) for t in inputs64], place(cot))
+    assert_parity(out.cpu(), out_ref, out64, f"{memory_format} output")
+    for i, (g, g_ref, g64) in enumerate(zip(grads, grads_ref, grads64)):
+        assert_parity(g.cpu(), g_ref, g64, f"{memory_format} grad of input {i}")
+
+
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+@pytest.mark.parametrize("dtype", LOW_DTYPES + [torch.float64], ids=str)
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=str)
+@pytest.mark.parametrize("shape", PACKED_SHAPES)
+@pytest.mark.parametrize("case", PACKED_CASES)
+def test_parity_on_gpu_one_layout_forward_and_backward(backend, dtype, memory_format, shape, case):
+    """Inputs and incoming gradient share one layout: the channels_last backward kernels (channel
+    packs) and the channels_last fade-in kernels run only here."""
+    need(backend)
+    _, fn, ref, inputs = next(c for c in packed_case_fns(backend, shape) if c[0] == case)
+    check_parity_in_layout(fn, ref, inputs, dtype, memory_format)
+
+
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+@pytest.mark.parametrize("dtype", LOW_DTYPES + [torch.float64], ids=str)
+@pytest.mark.parametrize("channels", [64, 37])
+def test_parity_on_gpu_latent_pixel_norm(backend, dtype, channels):
+    """Pixel norm of an (N, C) latent: with C % 8 == 0 the CUDA kernels pack channels."""
+    need(backend)
+    z = torch.randn(6, channels, dtype=torch.float64)
+    check_parity(lambda t: ops.pixel_norm(t, backend=backend), ops.pixel_norm_reference, [z], dtype,
+                 device="cuda")
 
 
 @pytest.mark.parametrize("backend", GPU_BACKENDS)
