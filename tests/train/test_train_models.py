@@ -86,3 +86,21 @@ def test_evaluation_every_n_images_logs_to_tensorboard(tmp_path, tiny_settings):
     tags = set(events.Tags()["scalars"])
     assert {"eval/fid", "eval/swd", "eval/kid", "eval/coverage"} <= tags
     assert [e.step for e in events.Scalars("eval/fid")] == [2, 4]
+
+
+@pytest.mark.parametrize("model,amp", [("progan", "bf16"), ("wgan-gp", "bf16"), ("wgan-gp", "fp16"),
+                                       ("cyclegan", "bf16")])
+def test_mixed_precision_and_channels_last(model, amp, tmp_path, tiny):
+    """--amp bf16/fp16 with --channels-last true trains (autocast on the CPU; fp16 with the
+    GradScaler, the gradient penalty on unscaled gradients) and keeps float32 weights."""
+    run = tmp_path / "run"
+    length = ["--eval-every", "0"] + ([] if model == "progan" else ["--max-steps", "2"])
+    assert main(tiny(model, run, *length, "--amp", amp, "--channels-last", "true")) == 0
+    state = torch.load(checkpoint.latest(str(run)), weights_only=True)
+    assert state["config"]["amp"] == amp and state["config"]["channels_last"] is True
+    for sd in state["nets"].values():
+        for v in sd.values():
+            if v.is_floating_point():
+                assert v.dtype == torch.float32 and torch.isfinite(v).all()
+    if amp == "fp16":
+        assert state["scaler"] and state["scaler"]["scale"] > 0
