@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # On a GPU machine: build pygan from source against the torch installed there, run every test
-# marked `gpu`, run the GPU op benchmarks, and write a summary JSON (counts, failures, device,
-# torch/triton/CUDA versions, git commit) plus the benchmark JSON to $OUT (default: ./gpu-out).
+# marked `gpu`, run the GPU op benchmarks and the end-to-end ProGAN / CycleGAN steps, and write a
+# summary JSON (counts, failures, device, torch/triton/CUDA versions, git commit) plus the
+# benchmark JSON to $OUT (default: ./gpu-out).
 #
 #   bash scripts/gpu_check.sh [COMMIT]      # COMMIT: recorded when the tree has no .git
+#   OPS_S=300 E2E_S=240 bash scripts/gpu_check.sh   # time boxes of the benchmark stages (seconds)
+#
+# Back home: copy $OUT/*.json (but gpu-summary.json as gpu-summary-<date>.json) into
+# benchmarks/results/, then `python -m benchmarks.select_gpu_backends` and `python -m benchmarks.plot`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-out}
@@ -22,10 +27,17 @@ echo "== pytest -m gpu"
 python3 -m pytest -m gpu tests -q -p no:cacheprovider --junitxml="$OUT/gpu-tests.xml" 2>&1 | tee "$OUT/gpu-tests.log" | tail -n 30
 test_rc=${PIPESTATUS[0]}
 
-echo "== benchmarks"
-timeout 420 python3 -m benchmarks.ops.run --device cuda --dtype bfloat16 --dtype float32 --channels-last --save \
+echo "== op benchmarks"
+timeout "${OPS_S:-420}" python3 -m benchmarks.ops.run --device cuda --dtype bfloat16 --dtype float32 --channels-last --save \
     2>&1 | tee "$OUT/bench.log" | tail -n 60
-cp benchmarks/results/ops-cuda-*.json "$OUT/" 2>/dev/null
+
+echo "== end-to-end steps (bf16 + channels_last, paper widths)"
+timeout "${E2E_S:-240}" python3 -m benchmarks.e2e.bench_progan_step --device cuda --dtype bfloat16 --channels-last --save \
+    2>&1 | tee "$OUT/bench-progan.log" | tail -n 12
+timeout "${E2E_S:-240}" python3 -m benchmarks.e2e.bench_cyclegan_step --device cuda --dtype bfloat16 --channels-last --save \
+    2>&1 | tee "$OUT/bench-cyclegan.log" | tail -n 6
+cp benchmarks/results/ops-cuda-*.json benchmarks/results/progan_step-cuda-*.json \
+   benchmarks/results/cyclegan_step-cuda-*.json "$OUT/" 2>/dev/null
 
 python3 - "$OUT" "$COMMIT" "$build_rc" "$test_rc" <<'PY'
 import json, sys, datetime, xml.etree.ElementTree as ET
