@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "ncs.h"
@@ -41,26 +42,36 @@ struct alignas(16) Pack {
 
 inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
-// One pack in one 16-byte load or store. Copying a Pack<T> member by member lets the compiler
-// split it into V scalar accesses (seen in the PTX for c10::Half when a loop is unswitched), so
-// the bytes travel as a uint4. Address packs with Pack<T>* arithmetic (p + k, strides in packs):
-// from a T* offset cast to Pack<T>*, the compiler has been seen to lose the 16-byte alignment
-// and split the stores.
-template <typename T>
-__device__ __forceinline__ Pack<T> load_pack(const Pack<T>* p) {
-  static_assert(sizeof(Pack<T>) == sizeof(uint4), "a pack is 16 bytes");
-  const uint4 raw = *reinterpret_cast<const uint4*>(p);
-  Pack<T> out;
+// One pack in one 16-byte (or, for an 8-byte half pack, 8-byte) load or store. Copying a pack
+// member by member lets the compiler split it into V scalar accesses (seen in the PTX for
+// c10::Half when a loop is unswitched), so the bytes travel as one uint4 (uint2). Address packs
+// with pack-pointer arithmetic (p + k, strides in packs): from a T* offset cast to Pack<T>*, the
+// compiler has been seen to lose the 16-byte alignment and split the stores.
+template <typename P>
+using RawWordOf = std::conditional_t<sizeof(P) == 16, uint4, uint2>;
+
+template <typename P>
+__device__ __forceinline__ P load_vec(const P* p) {
+  static_assert(sizeof(P) == 16 || sizeof(P) == 8, "a pack is 16 bytes, a half pack 8");
+  const RawWordOf<P> raw = *reinterpret_cast<const RawWordOf<P>*>(p);
+  P out;
   memcpy(&out, &raw, sizeof(out));
   return out;
 }
 
-template <typename T>
-__device__ __forceinline__ void store_pack(Pack<T>* p, const Pack<T>& v) {
-  uint4 raw;
+template <typename P>
+__device__ __forceinline__ void store_vec(P* p, const P& v) {
+  static_assert(sizeof(P) == 16 || sizeof(P) == 8, "a pack is 16 bytes, a half pack 8");
+  RawWordOf<P> raw;
   memcpy(&raw, &v, sizeof(raw));
-  *reinterpret_cast<uint4*>(p) = raw;
+  *reinterpret_cast<RawWordOf<P>*>(p) = raw;
 }
+
+template <typename T>
+__device__ __forceinline__ Pack<T> load_pack(const Pack<T>* p) { return load_vec(p); }
+
+template <typename T>
+__device__ __forceinline__ void store_pack(Pack<T>* p, const Pack<T>& v) { store_vec(p, v); }
 
 // True when every tensor is dense in one of the two standard layouts with t0's exact strides, so
 // one memory offset addresses the same logical element in each.

@@ -65,28 +65,12 @@ __global__ void blend_packed(const T* __restrict__ low, const T* __restrict__ hi
   }
 }
 
-// The V/2 low values under one pack of an NCHW row of high: 8 bytes, moved as a uint2 (as
-// cuda::load_pack, addressed in HalfPack<T> units).
+// The V/2 low values under one pack of an NCHW row of high: 8 bytes, moved as one uint2 by
+// cuda::load_vec / store_vec, addressed in HalfPack<T> units.
 template <typename T>
 struct alignas(8) HalfPack {
   T v[pack_size<T>() / 2];
 };
-
-template <typename T>
-__device__ __forceinline__ HalfPack<T> load_half(const HalfPack<T>* p) {
-  static_assert(sizeof(HalfPack<T>) == sizeof(uint2), "a half pack is 8 bytes");
-  const uint2 raw = *reinterpret_cast<const uint2*>(p);
-  HalfPack<T> out;
-  memcpy(&out, &raw, sizeof(out));
-  return out;
-}
-
-template <typename T>
-__device__ __forceinline__ void store_half(HalfPack<T>* p, const HalfPack<T>& v) {
-  uint2 raw;
-  memcpy(&raw, &v, sizeof(raw));
-  *reinterpret_cast<uint2*>(p) = raw;
-}
 
 // Upsampling, dense NCHW, W % V == 0, wp = W / V packs per row. out and high are rows of W,
 // row = (n*C + c)*H + y; pack p is row p / wp, columns x0 = (p % wp)*V .. x0 + V - 1. H is even,
@@ -103,7 +87,7 @@ __global__ void fade_in_up_rows(const T* __restrict__ low, const T* __restrict__
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < packs; p += stride) {
     const int64_t row = p / wp, col = p - row * wp;
-    const HalfPack<T> l = load_half(lp + (row >> 1) * wp + col);
+    const HalfPack<T> l = cuda::load_vec(lp + (row >> 1) * wp + col);
     const Pack<T> h = load_pack(hp + p);
     Pack<T> o;
 #pragma unroll
@@ -237,7 +221,7 @@ __global__ void fade_in_bwd_up_rows(const T* __restrict__ g, T* __restrict__ dh,
     }
     store_pack(hp + p0, h0);
     store_pack(hp + p1, h1);
-    store_half(lp + p, l);
+    cuda::store_vec(lp + p, l);
   }
 }
 

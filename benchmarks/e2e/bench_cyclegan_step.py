@@ -42,7 +42,7 @@ import argparse
 import torch
 
 import pygan.ops as ops
-from benchmarks.e2e.bench_progan_step import peak_memory
+from benchmarks.e2e._step import add_ratios, time_providers
 from benchmarks.ops import _bench
 from pygan import losses
 from pygan.models import cyclegan
@@ -108,31 +108,14 @@ def run(args) -> list[dict]:
         batch = args.batch or 1
         nets = make_nets(base, blocks, device, args.channels_last)
         compiled = [torch.compile(n) for n in nets]
-        times = {}
-        for p in providers:
-            backend = "reference" if p == "compile" else p
-            fn = make_step(nets, compiled if p == "compile" else nets, batch, res, device, dtype,
-                           args.channels_last, backend)
-            try:
-                t = _bench.median_seconds(fn, device)
-            except Exception as exc:
-                print(f"  {res}x{res} {p}: skipped ({type(exc).__name__}: {exc})"[:200])
-                continue
-            times[p] = t
-            rows.append(dict(bench="cyclegan_step", resolution=res, batch=batch, provider=p, dtype=args.dtype,
-                             channels_last=args.channels_last, seconds=t, images_per_second=batch / t,
-                             peak_memory_bytes=peak_memory(fn, device), base_channels=base,
-                             num_blocks=blocks))
-        line = "  ".join(f"{p} {batch / t:8.2f} img/s" for p, t in times.items())
-        if "reference" in times:
-            line += "  |  " + "  ".join(f"{p} {times['reference'] / t:.2f}x" for p, t in times.items() if p != "reference")
-        print(f"{res:>4}^2 batch {batch:>2} blocks {blocks}: {line}")
-    for r in rows:
-        ref = next((x for x in rows if x["resolution"] == r["resolution"] and x["provider"] == "reference"), None)
-        r["speedup_vs_reference"] = ref["seconds"] / r["seconds"] if ref else None
-        r["memory_vs_reference"] = r["peak_memory_bytes"] / ref["peak_memory_bytes"] \
-            if ref and ref["peak_memory_bytes"] and r["peak_memory_bytes"] else None
-    return rows
+
+        def step_for(p, nets=nets, compiled=compiled, batch=batch, res=res):
+            return make_step(nets, compiled if p == "compile" else nets, batch, res, device, dtype,
+                             args.channels_last, "reference" if p == "compile" else p)
+        rows += time_providers(providers, step_for, device, f"{res:>4}^2 batch {batch:>2} blocks {blocks}",
+                               batch, bench="cyclegan_step", resolution=res, dtype=args.dtype,
+                               channels_last=args.channels_last, base_channels=base, num_blocks=blocks)
+    return add_ratios(rows)
 
 
 def main(argv=None) -> None:

@@ -20,6 +20,7 @@ import math
 import torch
 
 import pygan.ops as ops
+from benchmarks.e2e._step import add_ratios, time_providers
 from benchmarks.ops import _bench
 from pygan import losses
 from pygan.models import progan
@@ -51,16 +52,6 @@ def make_step(G, D, Gc, Dc, batch, steps, device, dtype, channels_last, backend)
     return step
 
 
-def peak_memory(fn, device) -> int | None:
-    if torch.device(device).type != "cuda":
-        return None
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    fn()
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated()
-
-
 def run(args) -> list[dict]:
     device = torch.device(args.device)
     fused = [b for b in (["cpp"] if device.type == "cpu" else ["cuda", "triton"]) if ops.available_backends()[b]]
@@ -75,31 +66,16 @@ def run(args) -> list[dict]:
     for steps in range(int(math.log2(args.max_resolution)) - 1):
         res = 4 * 2 ** steps
         batch = args.batch or PAPER_BATCH[res]
-        times = {}
-        for p in providers:
-            backend = "reference" if p == "compile" else p
+
+        def step_for(p, steps=steps, batch=batch):
             g, d = (Gc, Dc) if p == "compile" else (G, D)
-            fn = make_step(G, D, g, d, batch, steps, device, dtype, args.channels_last, backend)
-            try:
-                t = _bench.median_seconds(fn, device)
-            except Exception as exc:
-                print(f"  {res}x{res} {p}: skipped ({type(exc).__name__}: {exc})"[:200])
-                continue
-            times[p] = t
-            rows.append(dict(bench="progan_step", resolution=res, batch=batch, provider=p, dtype=args.dtype,
-                             channels_last=args.channels_last, seconds=t, images_per_second=batch / t,
-                             peak_memory_bytes=peak_memory(fn, device), fmap_base=args.fmap_base,
-                             fmap_max=args.fmap_max))
-        line = "  ".join(f"{p} {batch / t:9.1f} img/s" for p, t in times.items())
-        if "reference" in times:
-            line += "  |  " + "  ".join(f"{p} {times['reference'] / t:.2f}x" for p, t in times.items() if p != "reference")
-        print(f"{res:>4}^2 batch {batch:>3}: {line}")
-    for r in rows:
-        ref = next((x for x in rows if x["resolution"] == r["resolution"] and x["provider"] == "reference"), None)
-        r["speedup_vs_reference"] = ref["seconds"] / r["seconds"] if ref else None
-        if ref and ref["peak_memory_bytes"] and r["peak_memory_bytes"]:
-            r["memory_vs_reference"] = r["peak_memory_bytes"] / ref["peak_memory_bytes"]
-    return rows
+            return make_step(G, D, g, d, batch, steps, device, dtype, args.channels_last,
+                             "reference" if p == "compile" else p)
+        rows += time_providers(providers, step_for, device, f"{res:>4}^2 batch {batch:>3}", batch,
+                               bench="progan_step", resolution=res, dtype=args.dtype,
+                               channels_last=args.channels_last, fmap_base=args.fmap_base,
+                               fmap_max=args.fmap_max)
+    return add_ratios(rows)
 
 
 def main() -> None:

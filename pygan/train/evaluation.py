@@ -77,12 +77,14 @@ class Evaluator:
                 results = t.evaluate(self.metrics, self.n, self.seed, self.extractor(t.device))
             seconds = time.perf_counter() - start
             value = results.get(self.best_metric)
-            if value is None and not self._warned_missing:
-                run.monitor.write(f"evaluation: no {self.best_metric!r} in the results "
-                                  f"({', '.join(results)}); checkpoints/{BEST_NAME} is not kept")
-                self._warned_missing = True
-            if value is not None and t.competes_for_best() and improves(self.best_metric, value, self.best):
-                self.best, self.best_step, improved = value, t.step, True
+            if t.competes_for_best():
+                if value is None and not self._warned_missing:
+                    run.monitor.write(f"evaluation: no {self.best_metric!r} in the results "
+                                      f"({', '.join(results) or 'none'}); checkpoints/{BEST_NAME} "
+                                      "is not kept (choose another --best-metric)")
+                    self._warned_missing = True
+                if value is not None and improves(self.best_metric, value, self.best):
+                    self.best, self.best_step, improved = value, t.step, True
             self._record(t, results, improved, seconds)
             run.monitor.scalars({f"eval/{k}": v for k, v in results.items()}, t.step)
             shown = "  ".join(f"{k} {v:.4g}" for k, v in results.items())

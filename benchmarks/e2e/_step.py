@@ -1,0 +1,54 @@
+"""What the end-to-end benchmarks share: timing one training step per provider at one
+resolution, peak memory, and the ratios to the eager reference."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from benchmarks.ops import _bench
+
+
+def peak_memory(fn: Callable[[], None], device) -> int | None:
+    """Peak CUDA memory allocated by one call of ``fn`` (None off the GPU)."""
+    if torch.device(device).type != "cuda":
+        return None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated()
+
+
+def time_providers(providers: list[str], make_step: Callable[[str], Callable[[], None]], device,
+                   label: str, batch: int, **fields) -> list[dict]:
+    """One row per provider that runs: the median time of ``make_step(provider)()``, images per
+    second for ``batch`` images, peak memory, plus ``fields``; prints a line for ``label``."""
+    rows = []
+    for p in providers:
+        fn = make_step(p)
+        try:
+            t = _bench.median_seconds(fn, device)
+        except Exception as exc:  # noqa: BLE001 - a provider that cannot run is reported, not fatal
+            print(f"  {label} {p}: skipped ({type(exc).__name__}: {exc})"[:200])
+            continue
+        rows.append(dict(provider=p, batch=batch, seconds=t, images_per_second=batch / t,
+                         peak_memory_bytes=peak_memory(fn, device), **fields))
+    times = {r["provider"]: r["seconds"] for r in rows}
+    line = "  ".join(f"{p} {batch / t:9.2f} img/s" for p, t in times.items())
+    if "reference" in times:
+        line += "  |  " + "  ".join(f"{p} {times['reference'] / t:.2f}x" for p, t in times.items() if p != "reference")
+    print(f"{label}: {line}")
+    return rows
+
+
+def add_ratios(rows: list[dict]) -> list[dict]:
+    """``speedup_vs_reference`` and ``memory_vs_reference`` against the reference row of the same
+    resolution (None where there is no reference row or no memory figure)."""
+    for r in rows:
+        ref = next((x for x in rows if x["resolution"] == r["resolution"] and x["provider"] == "reference"), None)
+        r["speedup_vs_reference"] = ref["seconds"] / r["seconds"] if ref else None
+        r["memory_vs_reference"] = (r["peak_memory_bytes"] / ref["peak_memory_bytes"]
+                                    if ref and ref["peak_memory_bytes"] and r["peak_memory_bytes"] else None)
+    return rows
