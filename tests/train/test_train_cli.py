@@ -15,7 +15,7 @@ def test_help_lists_every_option_with_default(capsys):
                  "--backend", "--device", "--amp", "--channels-last", "--seed", "--resume",
                  "--sample-every", "--checkpoint-every", "--fade-kimg", "--ema-beta"):
         assert flag in text
-    assert "default: 0.001" in text and "16 on CPU, 64 on GPU" in text
+    assert "default: 0.001" in text and "32 on CPU, 64 on GPU" in text
 
 
 def test_presets_follow_papers():
@@ -51,7 +51,7 @@ def test_bad_values_name_the_option(tmp_path):
 
 def test_evaluation_options_are_checked():
     cfg = config.resolve(["progan", "--device", "cpu"])
-    assert (cfg["eval_every"], cfg["eval_metrics"], cfg["best_metric"]) == (3000, "swd,fid", "swd")
+    assert (cfg["eval_every"], cfg["eval_metrics"], cfg["best_metric"]) == (20_000, "swd,fid", "swd")
     with pytest.raises(ValueError, match="--eval-metrics: metrics must be a comma-separated subset"):
         config.resolve(["gan", "--eval-metrics", "fid,is", "--device", "cpu"])
     with pytest.raises(ValueError, match="--best-metric recall needs 'pr' in --eval-metrics"):
