@@ -4,7 +4,9 @@
 // Backward (a recomputed from x, never stored):
 //   da = r * g - r^3 * a * mean_c(g * a);  dz = da * act'(a);  dx = scale * dz;  dbias = sum dz
 // Work unit: one sample's block of kPixelBlock pixels across all channels, so the reduction pass
-// and the write pass read the same cache-resident block (one pass over memory).
+// and the write pass read the same cache-resident block (one pass over memory). Within a block,
+// loops run along the contiguous dim: channels per pixel for channels_last, pixels per channel
+// otherwise.
 #pragma once
 
 #include "common.h"
@@ -30,6 +32,8 @@ void act_norm_kernel(const scalar_t* x, NCS xv, const scalar_t* bias, scalar_t* 
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t C = xv.c, S = xv.s, blocks = ceil_div(S, kPixelBlock);
   const acc_t inv_c = acc_t(1) / acc_t(C), e = static_cast<acc_t>(eps);
+  const bool channels_inner = xv.channels_inner();
+  const auto bias_of = [bias](int64_t c) { return bias ? static_cast<acc_t>(bias[c]) : acc_t(0); };
   at::parallel_for(0, xv.n * blocks, grain_for(C * kPixelBlock), [&, act, inv_c, e](int64_t begin, int64_t end) {
     const Act<acc_t> f = act;  // task-local: cannot alias the outputs
     acc_t r[kPixelBlock];
@@ -38,9 +42,23 @@ void act_norm_kernel(const scalar_t* x, NCS xv, const scalar_t* bias, scalar_t* 
       const int64_t len = std::min(kPixelBlock, S - s0);
       const scalar_t* xb = x + n * xv.sn + s0 * xv.ss;
       scalar_t* yb = y + n * yv.sn + s0 * yv.ss;
+      if (channels_inner) {   // channels_last: each pixel's C values are contiguous
+        for (int64_t i = 0; i < len; ++i) {
+          const scalar_t* xp = xb + i * xv.ss;
+          scalar_t* yp = yb + i * yv.ss;
+          acc_t sum = 0;
+          for (int64_t c = 0; c < C; ++c) {
+            const acc_t a = f(static_cast<acc_t>(xp[c * xv.sc]), bias_of(c));
+            sum += a * a;
+          }
+          const acc_t ri = acc_t(1) / std::sqrt(sum * inv_c + e);
+          for (int64_t c = 0; c < C; ++c) yp[c * yv.sc] = f(static_cast<acc_t>(xp[c * xv.sc]), bias_of(c)) * ri;
+        }
+        continue;
+      }
       std::fill(r, r + len, acc_t(0));
       for (int64_t c = 0; c < C; ++c) {
-        const acc_t bc = bias ? static_cast<acc_t>(bias[c]) : acc_t(0);
+        const acc_t bc = bias_of(c);
         const scalar_t* xc = xb + c * xv.sc;
         for (int64_t i = 0; i < len; ++i) {
           const acc_t a = f(static_cast<acc_t>(xc[i * xv.ss]), bc);
@@ -49,7 +67,7 @@ void act_norm_kernel(const scalar_t* x, NCS xv, const scalar_t* bias, scalar_t* 
       }
       for (int64_t i = 0; i < len; ++i) r[i] = acc_t(1) / std::sqrt(r[i] * inv_c + e);
       for (int64_t c = 0; c < C; ++c) {
-        const acc_t bc = bias ? static_cast<acc_t>(bias[c]) : acc_t(0);
+        const acc_t bc = bias_of(c);
         const scalar_t* xc = xb + c * xv.sc;
         scalar_t* yc = yb + c * yv.sc;
         for (int64_t i = 0; i < len; ++i) yc[i * yv.ss] = f(static_cast<acc_t>(xc[i * xv.ss]), bc) * r[i];
@@ -68,6 +86,8 @@ void act_norm_bwd_kernel(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, c
   // Blocks are grouped into at most kMaxChunks chunks, each with its own bias partial sums.
   const int64_t units = N * blocks, chunk = ceil_div(units, kMaxChunks), chunks = ceil_div(units, chunk);
   std::vector<acc_t> partial(db ? chunks * C : 0, acc_t(0));
+  const bool channels_inner = xv.channels_inner();
+  const auto bias_of = [bias](int64_t c) { return bias ? static_cast<acc_t>(bias[c]) : acc_t(0); };
   at::parallel_for(0, chunks, 1, [&, act, inv_c, e](int64_t kbegin, int64_t kend) {
     const Act<acc_t> f = act;
     acc_t r[kPixelBlock], k3[kPixelBlock];
@@ -79,10 +99,31 @@ void act_norm_bwd_kernel(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, c
         const scalar_t* xb = x + n * xv.sn + s0 * xv.ss;
         const scalar_t* gb = g + n * gv.sn + s0 * gv.ss;
         scalar_t* db_ = dx + n * dv.sn + s0 * dv.ss;
+        if (channels_inner) {   // channels_last: each pixel's C values are contiguous
+          for (int64_t i = 0; i < len; ++i) {
+            const scalar_t* xp = xb + i * xv.ss;
+            const scalar_t* gp = gb + i * gv.ss;
+            scalar_t* dp = db_ + i * dv.ss;
+            acc_t aa = 0, ga = 0;
+            for (int64_t c = 0; c < C; ++c) {
+              const acc_t a = f(static_cast<acc_t>(xp[c * xv.sc]), bias_of(c));
+              aa += a * a;
+              ga += static_cast<acc_t>(gp[c * gv.sc]) * a;
+            }
+            const acc_t ri = acc_t(1) / std::sqrt(aa * inv_c + e), k3i = ri * ri * ri * ga * inv_c;
+            for (int64_t c = 0; c < C; ++c) {
+              const acc_t a = f(static_cast<acc_t>(xp[c * xv.sc]), bias_of(c));
+              const acc_t dz = (ri * static_cast<acc_t>(gp[c * gv.sc]) - k3i * a) * f.slope_of(a);
+              dp[c * dv.sc] = dz * f.scale;
+              if (part) part[c] += dz;
+            }
+          }
+          continue;
+        }
         std::fill(r, r + len, acc_t(0));
         std::fill(k3, k3 + len, acc_t(0));
         for (int64_t c = 0; c < C; ++c) {
-          const acc_t bc = bias ? static_cast<acc_t>(bias[c]) : acc_t(0);
+          const acc_t bc = bias_of(c);
           const scalar_t* xc = xb + c * xv.sc;
           const scalar_t* gc = gb + c * gv.sc;
           for (int64_t i = 0; i < len; ++i) {
@@ -97,7 +138,7 @@ void act_norm_bwd_kernel(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, c
           k3[i] = ri * ri * ri * k3[i] * inv_c;
         }
         for (int64_t c = 0; c < C; ++c) {
-          const acc_t bc = bias ? static_cast<acc_t>(bias[c]) : acc_t(0);
+          const acc_t bc = bias_of(c);
           const scalar_t* xc = xb + c * xv.sc;
           const scalar_t* gc = gb + c * gv.sc;
           scalar_t* dc = db_ + c * dv.sc;

@@ -3,8 +3,8 @@
 Providers: ``reference`` (eager PyTorch), ``compile`` (torch.compile of the reference, where it
 can run), and the compiled backends ``cpp`` (CPU), ``cuda`` and ``triton`` (GPU).
 Modes: ``fwd``; ``fwd+bwd`` (forward, then backward of <out, g>); ``double-bwd`` (the
-gradient-penalty pattern: grad with create_graph, then backward through it), which
-torch.compile cannot run.
+gradient-penalty pattern: grad with create_graph, then backward of the squared gradients to the
+inputs and to g), which torch.compile cannot run.
 
 Timing: on a GPU, ``triton.testing.do_bench`` medians; on the CPU, torch.utils.benchmark's
 ``blocked_autorange`` medians. Achieved bandwidth counts the fewest bytes each op must move
@@ -59,10 +59,14 @@ def _workload(fn, inputs, mode):
     if mode == "fwd+bwd":
         return lambda: torch.autograd.grad(fn(*leaves), leaves, cot)
 
+    # as in a gradient penalty, the incoming gradient depends on the parameters: the second
+    # backward reaches the cotangent too (for a linear op such as fade_in it reaches nothing else)
+    cot.requires_grad_(True)
+
     def double_backward():
         out = fn(*leaves)
         grads = torch.autograd.grad(out, leaves, cot, create_graph=True)
-        return torch.autograd.grad(sum(g.square().sum() for g in grads), leaves)
+        return torch.autograd.grad(sum(g.square().sum() for g in grads), [*leaves, cot], allow_unused=True)
     return double_backward
 
 
