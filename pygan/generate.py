@@ -36,6 +36,10 @@ def build_generator(state: dict, use_ema: bool = True):
         G.load_state_dict(nets[key])
         sched = ProGANSchedule(cfg["resolution"], int(cfg["fade_kimg"] * 1000), int(cfg["stable_kimg"] * 1000))
         phase = sched.at(int(state["images_seen"]))
+        done = state.get("finished_resolution")
+        if done is not None and done != phase.resolution:   # res-XXXX.pt: its own resolution
+            steps = int(done).bit_length() - 3
+            phase = Phase(int(done), steps, 1.0, False)
         return G.eval(), phase, cfg["latent_dim"]
     sd = nets["G"]
     r = cfg["resolution"]

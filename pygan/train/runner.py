@@ -281,6 +281,8 @@ class Run:
 
     def save_resolution_checkpoint(self, resolution: int) -> None:
         state = self._state()
+        # written as the next resolution starts fading in: say which one it finished
+        state["finished_resolution"] = resolution
         if self.main:
             checkpoint.save_resolution(state, self.run_dir, resolution)
         distributed.barrier()

@@ -64,6 +64,10 @@ def test_model_trains_and_generates(model, tmp_path, tiny):
         assert w == h == 3 * size + 4          # 3x3 grid with 1-pixel padding
         if model == "progan":
             assert generate.main([str(run), "--n", "4", "--resolution", "4", "--out", str(out)]) == 0
+            # res-0004.pt is written as 8x8 starts fading in; it still draws its own 4x4
+            res4 = torch.load(run / "checkpoints" / "res-0004.pt", weights_only=True)
+            _, phase, _ = generate.build_generator(res4)
+            assert (phase.resolution, phase.alpha) == (4, 1.0)
             assert Image.open(out).size == (2 * 4 + 3,) * 2
             assert generate.main([str(run), "--n", "6", "--interpolate", "3", "--out", str(out)]) == 0
             assert Image.open(out).size == (3 * 8 + 4, 2 * 8 + 3)
