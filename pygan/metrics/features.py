@@ -31,8 +31,8 @@ INCEPTION_HELP = (
     "access, get the FID Inception weights (pytorch-fid's pt_inception-2015-12-05-6726825d.pth, "
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
     "pt_inception-2015-12-05-6726825d.pth) or torchvision's ImageNet InceptionV3 "
-    "(inception_v3_google-0cc3c7bd.pth, https://download.pytorch.org/models/"
-    "inception_v3_google-0cc3c7bd.pth), copy the file here and pass its path with "
+    "(inception_v3_google-0cc3c7bd.pth, the file torchvision.models.inception_v3(weights=\"DEFAULT\") "
+    "downloads into its cache), copy the file here and pass its path with "
     "--inception-weights PATH (Python: InceptionFeatures(PATH))."
 )
 

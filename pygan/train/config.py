@@ -279,6 +279,11 @@ def _validate_evaluation(cfg: dict) -> None:
         names = parse_metrics(cfg["eval_metrics"])
     except ValueError as e:
         raise ValueError(f"--eval-metrics: {e}") from None
+    weights = cfg.get("inception_weights")
+    if weights and not os.path.isfile(weights):   # say so now, not at the first evaluation
+        from ..metrics.features import INCEPTION_HELP
+
+        raise FileNotFoundError(f"--inception-weights: no file {weights}. {INCEPTION_HELP}")
     translation = cfg["model"] == "cyclegan"
     best = cfg["best_metric"]
     needs = metric_of(best, translation)

@@ -61,3 +61,5 @@ def test_evaluation_options_are_checked():
     with pytest.raises(ValueError, match="--eval-every must be a number of images >= 0"):
         config.resolve(["gan", "--eval-every", "-1", "--device", "cpu"])
     assert config.resolve(["cyclegan", "--device", "cpu"])["best_metric"] == "psnr_AtoB"
+    with pytest.raises(FileNotFoundError, match="--inception-weights: no file nowhere.pth.*pass its path"):
+        config.resolve(["gan", "--inception-weights", "nowhere.pth", "--device", "cpu"])
