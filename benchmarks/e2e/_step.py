@@ -7,7 +7,16 @@ from collections.abc import Callable
 
 import torch
 
+import pygan.ops as ops
 from benchmarks.ops import _bench
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def default_providers(device: torch.device) -> list[str]:
+    """The eager reference, torch.compile of it, and the fused backends that run on ``device``."""
+    fused = ["cpp"] if device.type == "cpu" else ["cuda", "triton"]
+    return ["reference", "compile", *(b for b in fused if ops.available_backends()[b])]
 
 
 def peak_memory(fn: Callable[[], None], device) -> int | None:

@@ -42,7 +42,7 @@ import argparse
 import torch
 
 import pygan.ops as ops
-from benchmarks.e2e._step import add_ratios, time_providers
+from benchmarks.e2e._step import DTYPES, add_ratios, default_providers, time_providers
 from benchmarks.ops import _bench
 from pygan import losses
 from pygan.models import cyclegan
@@ -96,9 +96,8 @@ def make_step(nets, run_nets, batch, res, device, dtype, channels_last, backend)
 
 def run(args) -> list[dict]:
     device = torch.device(args.device)
-    fused = [b for b in (["cpp"] if device.type == "cpu" else ["cuda", "triton"]) if ops.available_backends()[b]]
-    providers = args.provider or ["reference", "compile", *fused]
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
+    providers = args.provider or default_providers(device)
+    dtype = DTYPES[args.dtype]
     resolutions = args.resolution or ([128, 256] if device.type == "cuda" else [32, 64])
     base = args.base_channels or (64 if device.type == "cuda" else 16)
     rows = []

@@ -20,7 +20,7 @@ import math
 import torch
 
 import pygan.ops as ops
-from benchmarks.e2e._step import add_ratios, time_providers
+from benchmarks.e2e._step import DTYPES, add_ratios, default_providers, time_providers
 from benchmarks.ops import _bench
 from pygan import losses
 from pygan.models import progan
@@ -54,9 +54,8 @@ def make_step(G, D, Gc, Dc, batch, steps, device, dtype, channels_last, backend)
 
 def run(args) -> list[dict]:
     device = torch.device(args.device)
-    fused = [b for b in (["cpp"] if device.type == "cpu" else ["cuda", "triton"]) if ops.available_backends()[b]]
-    providers = args.provider or ["reference", "compile", *fused]
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
+    providers = args.provider or default_providers(device)
+    dtype = DTYPES[args.dtype]
     G = progan.Generator(args.max_resolution, min(512, args.fmap_base), 3, args.fmap_base, args.fmap_max).to(device)
     D = progan.Discriminator(args.max_resolution, min(512, args.fmap_base), 3, args.fmap_base, args.fmap_max).to(device)
     if args.channels_last:
