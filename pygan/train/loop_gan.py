@@ -61,18 +61,5 @@ class GANTrainer(Trainer):
         return {"loss_D": loss_d.detach(), "loss_G": loss_g.detach(),
                 "grad_norm/D": grad_d, "grad_norm/G": grad_g}
 
-    @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        # eval mode: DCGAN's batch norm uses its running statistics, not the batch's own
-        self.G.eval()
-        try:
-            return self.G(z)
-        finally:
-            self.G.train()
-
-    @torch.no_grad()
-    def sample(self) -> torch.Tensor:
-        return self.generate(self.fixed_z)
-
 
 Trainer = GANTrainer

@@ -145,10 +145,6 @@ class ProGANTrainer(Trainer):
         p = self._sampling_phase()
         return self.G_ema(z, p.alpha, p.steps)
 
-    @torch.no_grad()
-    def sample(self) -> torch.Tensor:
-        return self.generate(self.fixed_z)
-
     def eval_real(self, n: int, seed: int) -> torch.Tensor:
         """Reals at the current resolution, faded by alpha as training shows them to D."""
         from ..metrics.evaluate import sample_real

@@ -65,17 +65,5 @@ class WGANTrainer(Trainer):
         metrics.update({"loss_D": loss_d.detach(), "loss_G": loss_g.detach(), "wasserstein": -wdist.detach()})
         return metrics
 
-    @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        self.G.eval()
-        try:
-            return self.G(z)
-        finally:
-            self.G.train()
-
-    @torch.no_grad()
-    def sample(self) -> torch.Tensor:
-        return self.generate(self.fixed_z)
-
 
 Trainer = WGANTrainer

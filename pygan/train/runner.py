@@ -107,16 +107,22 @@ class Trainer:
     @torch.no_grad()
     def sample(self) -> torch.Tensor:
         """Images from the fixed latent batch (EMA generator where there is one)."""
-        raise NotImplementedError
+        return self.generate(self.fixed_z)
 
     def grid_name(self) -> str:
         return f"step-{self.step:07d}"
 
     # --- training-time evaluation (see :mod:`.evaluation`) --------------------------------------
 
+    @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1] from latents ``z`` with the network the grids show (eval mode)."""
-        raise NotImplementedError
+        """Images in [-1, 1] from latents ``z`` with the network the grids show: ``self.G`` in
+        eval mode (DCGAN's batch norm then uses its running statistics, not the batch's own)."""
+        self.G.eval()
+        try:
+            return self.G(z)
+        finally:
+            self.G.train()
 
     def eval_real(self, n: int, seed: int) -> torch.Tensor:
         """Up to ``n`` real images (float in [-1, 1], on the CPU) the samples are compared with;
