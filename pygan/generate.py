@@ -38,8 +38,7 @@ def build_generator(state: dict, use_ema: bool = True):
         phase = sched.at(int(state["images_seen"]))
         done = state.get("finished_resolution")
         if done is not None and done != phase.resolution:   # res-XXXX.pt: its own resolution
-            steps = int(done).bit_length() - 3
-            phase = Phase(int(done), steps, 1.0, False)
+            phase = Phase.stable_at(done)
         return G.eval(), phase, cfg["latent_dim"]
     sd = nets["G"]
     r = cfg["resolution"]
@@ -96,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.resolution & (args.resolution - 1) or not 4 <= args.resolution <= G.resolution:
                 raise ValueError(f"--resolution must be a power of two in [4, {G.resolution}]; "
                                  f"got {args.resolution}")
-            steps = args.resolution.bit_length() - 3
-            phase = Phase(args.resolution, steps, 1.0, False)   # that resolution, fully faded in
+            phase = Phase.stable_at(args.resolution)
         G.to(args.device)
         g = torch.Generator().manual_seed(args.seed)
         if args.interpolate > 1:

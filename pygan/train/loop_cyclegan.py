@@ -137,7 +137,6 @@ class CycleGANTrainer(Trainer):
         """PSNR and SSIM of both translations against the ground-truth pairs where the domains
         have them (``psnr_AtoB``, ``ssim_AtoB``, ``psnr_BtoA``, ``ssim_BtoA``), and ``metrics``
         between up to ``n`` real B images and the translations G_AB(A) of as many A images."""
-        from ..metrics.evaluate import evaluate_images
         from ..metrics.translation import evaluate_translation
 
         results: dict[str, float] = {}
@@ -157,11 +156,8 @@ class CycleGANTrainer(Trainer):
             real_b = torch.stack([self.domains.b[i][0] for i in b_idx])
             a = torch.stack([self.domains.a[i][0] for i in a_idx])
             fake_b = torch.cat([translate["AtoB"](a[s:s + 64]).float().cpu() for s in range(0, k, 64)])
-            if real_b.shape[-1] < 16:
-                metrics = tuple(m for m in metrics if m != "swd")
-            if metrics and k >= 2:
-                results.update(evaluate_images(real_b, fake_b.clamp(-1, 1), metrics, extractor=extractor,
-                                               seed=seed, device=self.device))
+            if k >= 2:
+                results.update(self.score_sets(real_b, fake_b.clamp(-1, 1), metrics, seed, extractor))
         finally:
             for G in generators.values():
                 G.train()

@@ -144,13 +144,22 @@ class Trainer:
         """``metrics`` of ``n`` samples from latents drawn with ``seed`` against ``n`` real
         images chosen with ``seed`` (so successive evaluations see the same latents and reals).
         SWD needs images of 16x16 or more and is left out below that."""
-        from ..metrics.evaluate import evaluate_images, sample_fake
+        from ..metrics.evaluate import sample_fake
 
         real = self.eval_real(n, seed)
         latents = torch.Generator().manual_seed(seed)
         fake = sample_fake(lambda b: self.generate(torch.randn(b, self.latent_dim, generator=latents)
                                                    .to(self.device)), len(real))
-        if real.shape[-1] < 16:
+        return self.score_sets(real, fake, metrics, seed, extractor)
+
+    def score_sets(self, real: torch.Tensor, fake: torch.Tensor, metrics: tuple[str, ...], seed: int,
+                   extractor) -> dict[str, float]:
+        """``metrics`` between image sets ``real`` and ``fake``; SWD is left out for images below
+        its smallest pyramid level (16x16), as at ProGAN's first resolutions."""
+        from ..metrics.evaluate import evaluate_images
+        from ..metrics.swd import MIN_RESOLUTION
+
+        if real.shape[-1] < MIN_RESOLUTION:
             metrics = tuple(m for m in metrics if m != "swd")
         if not metrics:
             return {}

@@ -20,6 +20,11 @@ class Phase:
     alpha: float          # 1.0 outside fade-in
     fading: bool
 
+    @classmethod
+    def stable_at(cls, resolution: int) -> "Phase":
+        """``resolution`` with its block fully faded in (alpha 1)."""
+        return cls(int(resolution), int(resolution).bit_length() - 3, 1.0, False)
+
 
 class ProGANSchedule:
     def __init__(self, final_resolution: int, fade_images: int, stable_images: int,
