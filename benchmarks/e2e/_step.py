@@ -3,6 +3,7 @@ resolution, peak memory, and the ratios to the eager reference."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 
 import torch
@@ -11,6 +12,23 @@ import pygan.ops as ops
 from benchmarks.ops import _bench
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The options every end-to-end bench has (device, dtype, layout, providers, --save); each
+    bench adds its model's own."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", choices=list(DTYPES), default="float32")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--provider", action="append", choices=["reference", "compile", "cpp", "cuda", "triton"])
+    p.add_argument("--save", action="store_true", help="write a JSON file under benchmarks/results/")
+    return p
+
+
+def save(name: str, rows: list[dict], device) -> None:
+    """Append the run to benchmarks/results/ as ``<name>-<device type>-<date>.json``."""
+    print("wrote", _bench.write_results(name, rows, _bench.environment(device)))
 
 
 def default_providers(device: torch.device) -> list[str]:

@@ -37,13 +37,11 @@ of both to the reference.
 
 from __future__ import annotations
 
-import argparse
 
 import torch
 
 import pygan.ops as ops
-from benchmarks.e2e._step import DTYPES, add_ratios, default_providers, time_providers
-from benchmarks.ops import _bench
+from benchmarks.e2e._step import DTYPES, add_ratios, default_providers, parser, save, time_providers
 from pygan import losses
 from pygan.models import cyclegan
 
@@ -118,8 +116,7 @@ def run(args) -> list[dict]:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p = parser(__doc__)
     p.add_argument("--resolution", type=int, action="append",
                    help="repeatable, a multiple of 4 and >= 24; default 128 and 256 on cuda, 32 and 64 on cpu")
     p.add_argument("--base-channels", type=int, help="generator and discriminator filters (ngf = ndf); "
@@ -127,10 +124,6 @@ def main(argv=None) -> None:
     p.add_argument("--num-blocks", type=int, help="residual blocks; default the paper's (6 below 256^2, "
                    "9 at 256^2) on cuda, 3 on cpu")
     p.add_argument("--batch", type=int, help="default 1 (paper)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--provider", action="append", choices=["reference", "compile", "cpp", "cuda", "triton"])
-    p.add_argument("--save", action="store_true")
     args = p.parse_args(argv)
     for res in args.resolution or []:
         if res < 24 or res % 4:
@@ -138,8 +131,7 @@ def main(argv=None) -> None:
                     "(the PatchGAN's last instance norm needs more than one pixel)")
     rows = run(args)
     if args.save:
-        env = _bench.environment(args.device)
-        print("wrote", _bench.write_results("cyclegan_step", rows, env))
+        save("cyclegan_step", rows, args.device)
 
 
 if __name__ == "__main__":

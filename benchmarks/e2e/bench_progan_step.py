@@ -14,14 +14,12 @@ both steps, ``triton.testing.do_bench`` medians on a GPU) and peak device memory
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import torch
 
 import pygan.ops as ops
-from benchmarks.e2e._step import DTYPES, add_ratios, default_providers, time_providers
-from benchmarks.ops import _bench
+from benchmarks.e2e._step import DTYPES, add_ratios, default_providers, parser, save, time_providers
 from pygan import losses
 from pygan.models import progan
 
@@ -78,21 +76,15 @@ def run(args) -> list[dict]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p = parser(__doc__)
     p.add_argument("--max-resolution", type=int, default=256)
     p.add_argument("--fmap-base", type=int, default=8192, help="8192 = paper widths (512 channels up to 32^2)")
     p.add_argument("--fmap-max", type=int, default=512)
     p.add_argument("--batch", type=int, help="default: the paper's minibatch per resolution")
-    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--provider", action="append", choices=["reference", "compile", "cpp", "cuda", "triton"])
-    p.add_argument("--save", action="store_true")
     args = p.parse_args()
     rows = run(args)
     if args.save:
-        env = _bench.environment(args.device)
-        print("wrote", _bench.write_results("progan_step", rows, env))
+        save("progan_step", rows, args.device)
 
 
 if __name__ == "__main__":
