@@ -58,6 +58,37 @@ def _load_gpu_preference() -> dict[str, str]:
 
 _gpu_preference: dict[str, str] = _load_gpu_preference()
 _warned: set[str] = set()
+# (op, backend) -> why ``auto`` must not pick that backend for that op (set by the self-test).
+_disabled: dict[tuple[str, str], str] = {}
+
+
+def disable_backend_for_op(op: str, backend: str, reason: str) -> None:
+    """Make ``auto`` skip ``backend`` for ``op`` (the next candidate runs: the other GPU backend,
+    else the reference), warning once with ``reason`` the first time it matters. An explicitly
+    requested backend is still honoured. ``pygan.ops.selftest`` calls this for kernels that
+    disagree with the reference."""
+    if _validate(backend) in ("reference", "auto"):
+        raise ValueError(f"backend must be a compiled backend (cpp, cuda or triton); got {backend!r}")
+    _disabled[(op, backend)] = reason
+
+
+def enable_backend_for_op(op: str, backend: str) -> None:
+    """Undo :func:`disable_backend_for_op` (no-op when it was not disabled)."""
+    _disabled.pop((op, backend), None)
+
+
+def disabled_backends() -> dict[tuple[str, str], str]:
+    """The (op, backend) pairs ``auto`` skips, with the reasons."""
+    return dict(_disabled)
+
+
+def _usable(op: str, candidate: str) -> bool:
+    reason = _disabled.get((op, candidate))
+    if reason is None:
+        return bool(status(candidate))
+    _warn_once(f"disabled-{op}-{candidate}", f"pygan: {op} does not use the {candidate} backend "
+               f"({reason}); auto runs the next candidate for it")
+    return False
 
 
 def _validate(name: str) -> str:
@@ -127,13 +158,13 @@ def resolve(op: str, backend: str | None, device: torch.device) -> str:
         if device.type == "cuda":
             preferred = _gpu_preference.get(op, "cuda")
             for candidate in (preferred, "triton" if preferred == "cuda" else "cuda"):
-                if status(candidate):
+                if _usable(op, candidate):
                     return candidate
             _warn_once("auto-cuda", "pygan: no compiled GPU backend can run here "
                        f"(cuda: {status('cuda').reason}; triton: {status('triton').reason}); "
                        "using the reference PyTorch ops")
             return "reference"
-        if device.type == "cpu" and status("cpp"):
+        if device.type == "cpu" and _usable(op, "cpp"):
             return "cpp"
         return "reference"
     st = status(name)
