@@ -18,6 +18,10 @@ from . import _registry
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 _extension_error: str | None = "not loaded yet"
+# Whether pygan._C registered CUDA kernels: read once when the library loads. The probes run on
+# every op call (through _registry.resolve) and must stay traceable by torch.compile with
+# fullgraph=True, which cannot trace the dispatcher query behind it.
+_cuda_kernels_built = False
 
 
 def extension_path() -> Path | None:
@@ -41,7 +45,7 @@ def _cpp_status() -> _registry.BackendStatus:
 def _cuda_status() -> _registry.BackendStatus:
     if _extension_error:
         return _registry.BackendStatus(False, _extension_error)
-    if not _has_kernel("pixel_norm", "CUDA"):
+    if not _cuda_kernels_built:
         return _registry.BackendStatus(
             False, "pygan._C was built without CUDA kernels (no CUDA toolkit or GPU at build "
                    "time; rebuild with FORCE_CUDA=1 and CUDA_HOME set)")
@@ -87,7 +91,7 @@ def load_triton(op_modules) -> None:
 
 def load(op_modules) -> None:
     """Load pygan._C once and register fake kernels and autograd for each op module."""
-    global _extension_error
+    global _extension_error, _cuda_kernels_built
     _registry.register_probe("cpp", _cpp_status)
     _registry.register_probe("cuda", _cuda_status)
     path = extension_path()
@@ -98,6 +102,7 @@ def load(op_modules) -> None:
         try:
             torch.ops.load_library(str(path))
             _extension_error = None
+            _cuda_kernels_built = _has_kernel("pixel_norm", "CUDA")
         except (OSError, RuntimeError) as exc:
             _extension_error = f"pygan._C failed to load ({path.name}): {exc}"
     if _extension_error:

@@ -160,3 +160,17 @@ def test_missing_autograd_registration_is_an_error_in_this_suite():
     x = torch.randn(3, requires_grad=True)
     with pytest.raises(UserWarning, match="autograd kernel was not registered"):
         torch.ops.pygan_suite_check.no_autograd(x).sum().backward()
+
+
+@pytest.mark.parametrize("name", ["cpp", "cuda", "triton"])
+def test_backend_probes_trace_under_fullgraph_compile(name):
+    """resolve() runs the requested backend's probe on every op call, so the probe must be
+    traceable by torch.compile(fullgraph=True) (a dispatcher query per call was not: "Unsupported
+    torch.* op returned non-Tensor" for backend="cuda" on a GPU). The CUDA probe reaches that
+    query here too, whenever pygan._C was built with CUDA kernels."""
+    def f(x):
+        return x + 1 if _registry.status(name) else x - 1
+
+    expected = 1.0 if ops.available_backends()[name] else -1.0
+    out = torch.compile(f, fullgraph=True, backend="eager")(torch.zeros(2))
+    assert torch.equal(out, torch.full((2,), expected))
