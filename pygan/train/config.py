@@ -29,7 +29,7 @@ CONFIG_NAME = "config.json"
 
 _COMMON = {
     "data": None, "data_b": None, "out": None, "channels": None, "seed": 0,
-    "backend": "auto", "device": "auto", "amp": "none", "channels_last": False,
+    "backend": "auto", "device": "auto", "amp": "none", "dtype": "float32", "channels_last": False,
     "deterministic": False, "max_steps": None, "kimg": None,
     "sample_every": 500, "checkpoint_every": 1000, "keep_checkpoints": 3, "log_every": 10,
     "grid_size": 64, "tensorboard": True, "progress": True,
@@ -176,6 +176,8 @@ _OPTIONS = [
     ("--backend", "backend", str, "pygan ops backend: auto, reference, cpp, cuda, triton", None),
     ("--device", "device", str, "auto, cpu, cuda, cuda:N", None),
     ("--amp", "amp", str, "mixed precision: none, bf16, fp16", None),
+    ("--dtype", "dtype", str, "parameter and data dtype: float32, or float64 (exact comparisons, "
+     "e.g. fused vs reference backends; not with --amp)", None),
     ("--channels-last", "channels_last", _bool, "channels-last memory format (true/false)", None),
     ("--deterministic", "deterministic", _bool, "deterministic algorithms (true/false)", None),
     ("--seed", "seed", int, "random seed", None),
@@ -245,6 +247,11 @@ def validate(cfg: dict) -> dict:
         raise ValueError(f"unknown option(s) for {cfg['model']}: {', '.join(unknown)}")
     if cfg["amp"] not in AMP_MODES:
         raise ValueError(f"--amp must be one of {', '.join(AMP_MODES)}; got {cfg['amp']!r}")
+    if cfg.get("dtype", "float32") not in ("float32", "float64"):
+        raise ValueError(f"--dtype must be float32 or float64; got {cfg['dtype']!r}")
+    if cfg.get("dtype") == "float64" and cfg["amp"] != "none":
+        raise ValueError(f"--dtype float64 cannot be combined with --amp {cfg['amp']} (mixed "
+                         "precision is for float32 runs)")
     for key in ("batch_size", "max_steps", "sample_every", "checkpoint_every", "log_every",
                 "grid_size", "resolution", "keep_checkpoints"):
         value = cfg.get(key)

@@ -59,6 +59,8 @@ class Trainer:
         amp = cfg["amp"]
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
+        #: parameter and data dtype (``--dtype``; float64 for the fused-vs-reference equality tests)
+        self.dtype = {"float32": torch.float32, "float64": torch.float64}[cfg.get("dtype", "float32")]
         self.memory_format = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
 
     # --- helpers for the loops ----------------------------------------------------------------
@@ -74,14 +76,14 @@ class Trainer:
                               enabled=self.amp_dtype is not None)
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device, non_blocking=True)
+        x = x.to(self.device, dtype=self.dtype if x.is_floating_point() else None, non_blocking=True)
         return x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
 
     def place(self, module: nn.Module) -> nn.Module:
-        return module.to(self.device, memory_format=self.memory_format)
+        return module.to(self.device, self.dtype, memory_format=self.memory_format)
 
     def latent(self, n: int, dim: int) -> torch.Tensor:
-        return torch.randn(n, dim, device=self.device)
+        return torch.randn(n, dim, device=self.device, dtype=self.dtype)
 
     def update(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, module: nn.Module) -> float:
         """Backward ``loss`` (scaled under fp16), average gradients over ranks, step the
