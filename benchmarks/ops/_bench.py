@@ -102,7 +102,12 @@ def providers_for(device: torch.device) -> list[str]:
 
 
 def provider_fn(bench: OpBench, provider: str):
+    """The callable timed for ``provider``. For ``compile``, Dynamo's caches are reset first:
+    every case calls the same reference function (one code object), and after
+    ``torch._dynamo.config.recompile_limit`` guard sets Dynamo would silently run it eagerly, so
+    later "compile" timings would be eager ones."""
     if provider == "compile":
+        torch._dynamo.reset()
         return torch.compile(bench.call("reference"))
     return bench.call(provider)
 
