@@ -3,9 +3,11 @@
 ProGAN trains at 4², 8², … up to its final resolution and switches resolution many times in a
 run. Decoding and resizing every image at every step wastes the CPU (the bottleneck on small
 machines), so :func:`build_multires` makes one pass over a source dataset, resizes every image
-with antialiasing (:func:`torchvision.transforms.v2.functional.resize`, ``antialias=True``) to
-every power of two from 4 to ``max_resolution``, and stores each resolution as one uint8 array
-(N, C, r, r) on disk. :meth:`MultiResCache.at` then serves any resolution as a dataset of float
+to ``max_resolution`` (antialiased, :func:`torchvision.transforms.v2.functional.resize`), makes
+every lower power of two down to 4 from it with the official code's box-filter pyramid
+(:func:`box_pyramid`: repeated 2x2 averages, as ``dataset_tool.py`` of the authors' code writes
+its lower-resolution TFRecords), and stores each resolution as one uint8 array (N, C, r, r) on
+disk. :meth:`MultiResCache.at` then serves any resolution as a dataset of float
 images in [-1, 1] with no resizing at all.
 
 **Storage.** One ``.npy`` file per resolution (``r0004.npy`` …), plus ``labels.npy`` and a
@@ -49,7 +51,8 @@ from tqdm.auto import tqdm
 from ._images import TensorImageDataset, pil_to_uint8, resize_square, to_uint8
 
 #: Bump when the on-disk layout or the resizing changes: old caches are then rebuilt, not misread.
-FORMAT_VERSION = 1
+#: 2: lower resolutions by the box-filter pyramid (1 resized each of them bilinearly).
+FORMAT_VERSION = 2
 MIN_RESOLUTION = 4
 MANIFEST = "manifest.json"
 
@@ -70,6 +73,29 @@ def resolutions_up_to(max_resolution: int, min_resolution: int = MIN_RESOLUTION)
     if min_resolution > max_resolution:
         raise ValueError(f"min_resolution {min_resolution} exceeds max_resolution {max_resolution}")
     return [2 ** k for k in range(int(math.log2(min_resolution)), int(math.log2(max_resolution)) + 1)]
+
+
+def box_pyramid(images: torch.Tensor, resolutions: Sequence[int]) -> dict[int, torch.Tensor]:
+    """uint8 images (B, C, R, R), R = max(resolutions), at every resolution in ``resolutions``.
+
+    The official ``dataset_tool.py``: level R/2 is the mean of each 2x2 block of level R, in
+    float and not rounded between levels (so level R/2^k is the mean of each 2^k x 2^k block of
+    the top image); each stored level is rounded half to even (``np.rint``) and clipped to
+    [0, 255]. Not bilinear: the reals at a low resolution are then exactly what training's
+    real-image fade (a 2x2 average of the next resolution) blends towards.
+    """
+    top = images.shape[-1]
+    if images.dtype != torch.uint8 or images.shape[-2] != top or max(resolutions) != top:
+        raise ValueError(f"box_pyramid needs uint8 square images at the top resolution "
+                         f"{max(resolutions)}; got {images.dtype} {tuple(images.shape)}")
+    out, level, r = {}, images.to(torch.float64), top
+    while r >= min(resolutions):
+        if r in resolutions:
+            out[r] = level.round().clamp_(0, 255).to(torch.uint8)
+        b, c = level.shape[:2]
+        level = level.reshape(b, c, r // 2, 2, r // 2, 2).mean(dim=(3, 5)) if r > 1 else level
+        r //= 2
+    return out
 
 
 def _file_name(resolution: int) -> str:
@@ -154,7 +180,8 @@ def build_multires(source: Dataset | Sequence, max_resolution: int,
     ``source`` is a dataset (items ``(image, label)`` or ``image``) or a list of images; an image
     is a float tensor in [-1, 1] or a uint8 tensor, (C, H, W) with C = 1 or 3, or a PIL image.
     Images that are not ``max_resolution``² are first resized on the short side and
-    center-cropped to it; every lower resolution is then resized from that image. ``num_workers``
+    center-cropped to it; every lower resolution is then the box-filter pyramid of that image
+    (:func:`box_pyramid`). ``num_workers``
     decodes in parallel (folder sources). ``rebuild=True`` rebuilds even a complete cache.
     """
     resolutions = resolutions_up_to(max_resolution, min_resolution)
@@ -200,8 +227,9 @@ def _build(dataset: Dataset, resolutions: list[int], directory: Path, fingerprin
                                      f"channels, the first has {channels}")
                 if done + len(images) > n:
                     raise RuntimeError(f"the source yields more images than its length {n}")
+                pyramid = box_pyramid(resize_square(images, top), resolutions)
                 for r in resolutions:
-                    arrays[r][done:done + len(images)] = resize_square(images, r).numpy()
+                    arrays[r][done:done + len(images)] = pyramid[r].numpy()
                 labels[done:done + len(images)] = batch_labels.numpy()
                 done += len(images)
                 bar.update(len(images))

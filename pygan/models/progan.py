@@ -16,7 +16,16 @@ Generator (Table 2, left):
 Discriminator (Table 2, right):
     fromRGB: conv 1x1, LReLU
     per halving: 2 x (conv 3x3, LReLU) -> 2x2 average pool
-    at 4x4: minibatch stddev (group 4) -> conv 3x3, LReLU -> dense nf(0), LReLU -> dense 1, linear
+    at 4x4: minibatch stddev -> conv 3x3, LReLU -> dense nf(0), LReLU -> dense 1, linear
+    (stddev over groups of ``mbstd_group_size`` = 4 samples as in the official TensorFlow code,
+    or over the whole minibatch with None as the paper describes; ``mbstd_averaging`` picks one
+    of the Theano code's variants, see :class:`pygan.nn.MinibatchStd`)
+
+LSGAN noise (Appendix A.2 of the paper; ``GDropLayer(mode='prop')`` of the Theano code): with
+``D.noise_strength`` = s > 0 and D in training mode, the input of every 3x3 convolution and of
+the first dense layer (not fromRGB, not the output layer, as in the Theano D) is multiplied by
+1 + s * sqrt(C) * e, one e ~ N(0, 1) per sample and channel (C the input's channels), the same
+over pixels. s is set by the training loop from D's running output; 0 (the default) is a no-op.
 
 Every layer, dense ones included, has an equalized learning rate (§4.1: N(0, 1) weights scaled
 by sqrt(2 / fan_in) at run time; toRGB and the last dense layer use gain 1, and the first dense
@@ -149,6 +158,15 @@ class Generator(_Progressive):
         return self.fade_in(previous, current, alpha)
 
 
+def multiplicative_noise(x: torch.Tensor, strength: float) -> torch.Tensor:
+    """x * (1 + strength * sqrt(C) * e), e ~ N(0, 1) per sample and channel (x is (N, C, H, W));
+    x itself when strength is 0. The Theano code's ``GDropLayer(mode='prop', axes=(0, 1))``."""
+    if not strength:
+        return x
+    e = torch.randn(x.shape[0], x.shape[1], 1, 1, device=x.device, dtype=x.dtype)
+    return x * (1.0 + e * (strength * math.sqrt(x.shape[1])))
+
+
 class _DiscriminatorBlock(nn.Module):
     """2 x (conv 3x3, fused bias + LReLU), the second changing the width -> 2x2 average pool."""
 
@@ -158,55 +176,64 @@ class _DiscriminatorBlock(nn.Module):
         self.conv1 = pnn.EqualizedConv2d(in_channels, out_channels, 3, activation="lrelu")
         self.downsample = nn.AvgPool2d(2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.downsample(self.conv1(self.conv0(x)))
+    def forward(self, x: torch.Tensor, noise: float = 0.0) -> torch.Tensor:
+        x = self.conv0(multiplicative_noise(x, noise))
+        return self.downsample(self.conv1(multiplicative_noise(x, noise)))
 
 
 class _DiscriminatorOutput(nn.Module):
     """At 4x4: minibatch stddev -> conv 3x3, LReLU -> dense, LReLU -> dense to 1 score (linear)."""
 
-    def __init__(self, channels: int, dense_channels: int) -> None:
+    def __init__(self, channels: int, dense_channels: int, group_size: int | None = 4,
+                 averaging: str = "all") -> None:
         super().__init__()
-        self.minibatch_std = pnn.MinibatchStd(group_size=4, num_channels=1)
-        self.conv = pnn.EqualizedConv2d(channels + 1, channels, 3, activation="lrelu")
+        self.minibatch_std = pnn.MinibatchStd(group_size=group_size, num_channels=1, averaging=averaging)
+        stats = self.minibatch_std.extra_channels(channels)
+        self.conv = pnn.EqualizedConv2d(channels + stats, channels, 3, activation="lrelu")
         self.dense0 = pnn.EqualizedLinear(channels * 16, dense_channels, activation="lrelu")
         self.dense1 = pnn.EqualizedLinear(dense_channels, 1, gain=1.0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(self.minibatch_std(x))
-        return self.dense1(self.dense0(x.flatten(1)))
+    def forward(self, x: torch.Tensor, noise: float = 0.0) -> torch.Tensor:
+        x = self.conv(multiplicative_noise(self.minibatch_std(x), noise))
+        return self.dense1(self.dense0(multiplicative_noise(x, noise).flatten(1)))
 
 
 class Discriminator(_Progressive):
     """ProGAN discriminator (critic): ``D(x, alpha, steps)`` with x (N, img_channels, 4 * 2^steps,
-    same) -> scores (N, 1), linear. N must be divisible by min(4, N) (minibatch stddev groups).
+    same) -> scores (N, 1), linear. N must be divisible by min(mbstd_group_size, N).
 
-    Arguments as :class:`Generator` (``latent_dim`` is accepted for symmetry and unused).
+    Arguments as :class:`Generator` (``latent_dim`` is accepted for symmetry and unused), plus
+    ``mbstd_group_size`` (4, or None for the whole minibatch) and ``mbstd_averaging`` (see
+    :class:`pygan.nn.MinibatchStd`). ``noise_strength``: the LSGAN noise (module docstring).
     ``from_rgb[s]`` reads images at ``steps`` s; ``blocks[s - 1]`` shrinks features from ``steps``
     s to s - 1.
     """
 
     def __init__(self, resolution: int = 1024, latent_dim: int = 512, img_channels: int = 3,
-                 fmap_base: int = 8192, fmap_max: int = 512) -> None:
+                 fmap_base: int = 8192, fmap_max: int = 512, mbstd_group_size: int | None = 4,
+                 mbstd_averaging: str = "all") -> None:
         super().__init__()
         widths = self._configure(resolution, latent_dim, img_channels, fmap_base, fmap_max)
+        self.noise_strength = 0.0
         self.from_rgb = nn.ModuleList(pnn.EqualizedConv2d(img_channels, w, 1, activation="lrelu")
                                       for w in widths)
         self.blocks = nn.ModuleList(_DiscriminatorBlock(widths[s], widths[s - 1])
                                     for s in range(1, self.max_steps + 1))
         self.downsample = nn.AvgPool2d(2)
         self.fade_in = pnn.FadeIn()
-        self.output = _DiscriminatorOutput(widths[0], feature_maps(0, fmap_base, fmap_max))
+        self.output = _DiscriminatorOutput(widths[0], feature_maps(0, fmap_base, fmap_max),
+                                           mbstd_group_size, mbstd_averaging)
 
     def forward(self, x: torch.Tensor, alpha: float | torch.Tensor, steps: int) -> torch.Tensor:
         steps = self._check_steps_alpha(steps, alpha)
         size = 4 * 2**steps
         x = _validate.batch("x", x, (self.img_channels, size, size))
+        noise = float(self.noise_strength) if self.training else 0.0
         h = self.from_rgb[steps](x)
         if steps > 0:
-            current = self.blocks[steps - 1](h)
+            current = self.blocks[steps - 1](h, noise)
             previous = self.from_rgb[steps - 1](self.downsample(x))
             h = self.fade_in(previous, current, alpha)
             for block in reversed(self.blocks[: steps - 1]):
-                h = block(h)
-        return self.output(h)
+                h = block(h, noise)
+        return self.output(h, noise)

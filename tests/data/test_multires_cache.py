@@ -68,8 +68,12 @@ def test_shapes_values_and_uint8_storage(tmp_path, pixels):
         x, label = view[3]
         assert x.shape == (3, r, r) and x.dtype == torch.float32 and label == 1
         assert -1 <= x.min() and x.max() <= 1
-        expected = TF.resize(pixels, [r, r], antialias=True) if r < 32 else pixels
-        assert torch.equal(view.images, expected)
+        # the official dataset_tool.py pyramid: the mean of each (32/r)^2 block, rounded half to even
+        k = 32 // r
+        blocks = pixels.double().reshape(10, 3, r, k, r, k).mean(dim=(3, 5)).numpy()
+        assert torch.equal(view.images, torch.from_numpy(np.rint(blocks).astype(np.uint8)))
+        if r < 32:      # not the bilinear resize the cache used to store
+            assert not torch.equal(view.images, TF.resize(pixels, [r, r], antialias=True))
     with pytest.raises(ValueError, match="not cached"):
         cache.at(64)
 
