@@ -38,6 +38,15 @@ OPS = tuple(m.__name__.rsplit(".", 1)[1] for m in OP_MODULES)
 _library.load(OP_MODULES)
 _library.load_triton(OP_MODULES)
 
+
+def __getattr__(name):
+    """``pygan.ops.selftest``: the self-test module, callable as ``selftest(device)``; imported on
+    first use so that ``python -m pygan.ops.selftest`` runs it fresh."""
+    if name == "selftest":
+        import importlib
+        return importlib.import_module(f"{__name__}.selftest")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "BACKENDS", "BackendStatus", "OPS", "available_backends", "get_backend", "set_backend",
     "use_backend", "bias_lrelu", "bias_lrelu_pixel_norm", "fade_in", "gradient_penalty",

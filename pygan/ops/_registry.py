@@ -75,6 +75,7 @@ def disable_backend_for_op(op: str, backend: str, reason: str) -> None:
 def enable_backend_for_op(op: str, backend: str) -> None:
     """Undo :func:`disable_backend_for_op` (no-op when it was not disabled)."""
     _disabled.pop((op, backend), None)
+    _warned.discard(f"disabled-{op}-{backend}")
 
 
 def disabled_backends() -> dict[tuple[str, str], str]:

@@ -431,6 +431,7 @@ def run(cfg: dict, trainer_class) -> int:
         torch.cuda.set_device(device)
     try:
         ops.set_backend(cfg["backend"])
+        ops.selftest.guard(device)   # on CUDA: auto skips any kernel that fails the ops self-test
         if cfg["deterministic"]:
             torch.use_deterministic_algorithms(True)
         torch.manual_seed(cfg["seed"] * 1000 + rank)
