@@ -39,10 +39,62 @@ _COMMON = {
 }
 
 
-def preset(model: str, cuda: bool) -> dict:
-    """The paper's settings for ``model`` (plus run-size defaults; smaller without a GPU)."""
+#: Named presets (``--preset NAME``) per model, each with the source it follows (shown in --help).
+#: Without ``--preset`` a model gets its default preset, which depends on CPU vs GPU.
+PRESETS = {
+    "progan": {
+        "paper": "Karras et al. 2018 (ICLR), section 3 and Appendix A.1: 800k fade-in + 800k "
+                 "stabilisation images per resolution, minibatch 16 up to 128x128 then 14/6/3 at "
+                 "256/512/1024, minibatch stddev over the whole minibatch, Adam 1e-3 betas (0, "
+                 "0.99) eps 1e-8, WGAN-GP lambda 10 + drift 0.001, generator EMA 0.999 (Adam state "
+                 "reset at phase changes as the authors' code does; the paper does not say); 64x64 at the paper's widths (the bundled emoji are "
+                 "72x72; give --resolution for larger data)",
+        "official": "the authors' TensorFlow code, config.py as released (preset-v2-1gpu, fp32, "
+                    "CelebA-HQ with mirror_augment) and the train.py/networks.py/loss.py "
+                    "defaults: 600k + 600k images per resolution, minibatch 128/128/128/64/32/16/"
+                    "8/4/4 from 4x4 to 1024x1024, stddev groups of 4, learning rate 0.0015 at "
+                    "1024x1024, Adam state reset whenever the level of detail changes, 12000 "
+                    "kimg in total (train.py's own default is 15000)",
+    },
+}
+
+#: What a model gets without ``--preset`` (shown in --help beside the named presets).
+DEFAULT_PRESET_SOURCES = {
+    "progan": "on a CPU, the paper's recipe reduced to finish in about ten minutes on 2 cores "
+              "(32x32, fmap_base 256 / fmap_max 64, latent 64, 20k + 20k images per phase, "
+              "minibatch 16, EMA 0.99, stddev groups of 4); on a GPU, 64x64 at the paper's "
+              "widths and minibatch 16 with the official code's 600k + 600k and stddev groups of 4",
+}
+
+_PROGAN_PAPER_MINIBATCH = {"4": 16, "8": 16, "16": 16, "32": 16, "64": 16, "128": 16,
+                           "256": 14, "512": 6, "1024": 3}
+# config.py preset-v2-1gpu minibatch_dict, capped by its fp32 max_minibatch_per_gpu
+# {256: 16, 512: 8, 1024: 4}; 1024 falls back to minibatch_base 4
+_PROGAN_OFFICIAL_MINIBATCH = {"4": 128, "8": 128, "16": 128, "32": 64, "64": 32, "128": 16,
+                              "256": 8, "512": 4, "1024": 4}
+
+
+def _progan_named(name: str) -> dict:
+    """The ``paper`` or ``official`` ProGAN settings (see :data:`PRESETS` for their sources)."""
+    cfg = dict(resolution=64, latent_dim=512, fmap_base=8192, fmap_max=512, ema_beta=0.999,
+               reset_optimizer=True, sample_every=1000, checkpoint_every=2000, eval_every=100_000)
+    if name == "paper":
+        cfg.update(fade_kimg=800.0, stable_kimg=800.0, minibatch=dict(_PROGAN_PAPER_MINIBATCH),
+                   mbstd_group=None, mirror=False, lr_dict={}, kimg=None)
+    else:
+        cfg.update(fade_kimg=600.0, stable_kimg=600.0, minibatch=dict(_PROGAN_OFFICIAL_MINIBATCH),
+                   mbstd_group=4, mirror=True, lr_dict={"1024": 0.0015}, kimg=12000.0)
+    return cfg
+
+
+def preset(model: str, cuda: bool, name: str | None = None) -> dict:
+    """The paper's settings for ``model`` (plus run-size defaults; smaller without a GPU), or
+    the named preset ``name`` of :data:`PRESETS`."""
     if model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {model!r}")
+    if name is not None and name not in PRESETS.get(model, {}):
+        known = ", ".join(PRESETS.get(model, {})) or "none"
+        raise ValueError(f"--preset {name!r} is not a preset of {model} (presets: {known})")
     cfg = dict(_COMMON)
     if cuda:
         cfg["eval_n"] = 1000
@@ -68,7 +120,7 @@ def preset(model: str, cuda: bool) -> dict:
                    # PSNR/SSIM against the ground-truth pairs where the data has them
                    eval_every=20_000 if cuda else 500, eval_metrics="fid", best_metric="psnr_AtoB")
     elif model == "progan":     # Karras et al. 2018, §3-4 and Appendix A
-        if cuda:
+        if cuda:    # 64x64 at the paper's widths and minibatch; the official code's 600k + 600k
             cfg.update(resolution=64, latent_dim=512, fmap_base=8192, fmap_max=512,
                        fade_kimg=600.0, stable_kimg=600.0,
                        minibatch={"4": 16, "8": 16, "16": 16, "32": 16, "64": 16})
@@ -85,7 +137,18 @@ def preset(model: str, cuda: bool) -> dict:
                    sample_every=1000 if cuda else 250, checkpoint_every=2000 if cuda else 500,
                    grid_size=64,
                    # the paper's SWD picks the best checkpoint (at the final resolution only)
-                   eval_every=100_000 if cuda else 20_000, best_metric="swd")
+                   eval_every=100_000 if cuda else 20_000, best_metric="swd",
+                   # minibatch stddev groups of 4 (official code; None = whole minibatch, the
+                   # paper), the Theano code's averaging; Adam reset at every phase change
+                   # (official train.py); no mirroring; learning rate per resolution overrides
+                   preset=name, mbstd_group=4, mbstd_averaging="all", mirror=False,
+                   reset_optimizer=True, lr_dict={},
+                   # --loss lsgan: the Theano code's LSGAN (fake term weight 0.1) with the
+                   # paper's adaptive multiplicative noise in D, strength d_noise * max(0, a - 0.5)^2
+                   loss="wgan-gp", lsgan_fake_weight=0.1, d_noise=0.2)
+        if name is not None:
+            cfg.update(_progan_named(name))
+            cfg["eval_n"] = 1000
     cfg["model"] = model
     return cfg
 
@@ -106,6 +169,19 @@ def _bool(text: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _group(text: str) -> int | None:
+    """``--mbstd-group``: a positive integer, or ``batch`` for the whole minibatch (None)."""
+    if text.strip().lower() in ("batch", "none", "all"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a group size or 'batch', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a group size >= 1 or 'batch', got {text!r}")
+    return value
 
 
 def _minibatch(text: str) -> dict:
@@ -157,6 +233,24 @@ _OPTIONS = [
     ("--stable-kimg", "stable_kimg", float, "ProGAN stabilisation length per resolution, "
      "thousand images", ("progan",)),
     ("--ema-beta", "ema_beta", float, "generator EMA decay", ("progan",)),
+    ("--preset", "preset", str, "named settings: 'paper' or 'official' (see above for their "
+     "sources); without it, the CPU or GPU default", ("progan",)),
+    ("--mirror", "mirror", _bool, "flip each real image horizontally with probability 1/2 "
+     "(the official mirror_augment; true/false)", ("progan",)),
+    ("--reset-optimizer", "reset_optimizer", _bool, "reset Adam's moments whenever a resolution "
+     "starts fading in and when it starts stabilising (the official reset_opt_for_new_lod; "
+     "true/false)", ("progan",)),
+    ("--mbstd-group", "mbstd_group", _group, "minibatch stddev group size, or 'batch' for the "
+     "whole minibatch", ("progan",)),
+    ("--mbstd-averaging", "mbstd_averaging", str, "minibatch stddev averaging of the Theano code: "
+     "all, spatial, none, gpool, flat or groupN", ("progan",)),
+    ("--loss", "loss", str, "wgan-gp (WGAN-GP + drift) or lsgan (with adaptive noise in D)",
+     ("progan",)),
+    ("--lsgan-fake-weight", "lsgan_fake_weight", float, "LSGAN: weight of D's fake-image term",
+     ("progan",)),
+    ("--d-noise", "d_noise", float, "LSGAN: D's multiplicative input noise strength is "
+     "D_NOISE * max(0, a - 0.5)^2, a the 0.9-average of D's output on reals (0: off)",
+     ("progan",)),
     ("--lambda-cyc", "lambda_cyc", float, "cycle-consistency weight", ("cyclegan",)),
     ("--lambda-id", "lambda_id", float, "identity weight (times lambda_cyc)", ("cyclegan",)),
     ("--pool-size", "pool_size", int, "history pool of generated images", ("cyclegan",)),
@@ -195,9 +289,11 @@ def _default_text(model: str, dest: str) -> str:
     cpu, gpu = preset(model, False).get(dest), preset(model, True).get(dest)
     if dest in ("config", "resume"):
         return "none"
-    if cpu == gpu:
-        return "none" if cpu is None else str(cpu)
-    return f"{cpu} on CPU, {gpu} on GPU"
+    text = ("none" if cpu is None else str(cpu)) if cpu == gpu else f"{cpu} on CPU, {gpu} on GPU"
+    named = [(n, preset(model, True, n).get(dest)) for n in PRESETS.get(model, {})]
+    if dest != "preset" and any(value != cpu or value != gpu for _, value in named):
+        text += "".join(f"; {n}: {'none' if v is None else v}" for n, v in named)
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,13 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="model", metavar="MODEL", required=True,
                                 help=", ".join(MODELS))
     for model in MODELS:
+        presets = "".join(f" --preset {n}: {source}." for n, source in PRESETS.get(model, {}).items())
         p = sub.add_parser(model, help=f"train {model}", argument_default=argparse.SUPPRESS,
                            description=f"Train {model}. Options override a --config file, which "
-                                       "overrides the preset shown as each default.")
+                                       "overrides the preset shown as each default."
+                                       + (f" Presets:{presets}" if presets else "")
+                                       + (f" Without --preset: {DEFAULT_PRESET_SOURCES[model]}."
+                                          if model in DEFAULT_PRESET_SOURCES else ""))
         for flag, dest, kind, text, models in _OPTIONS:
             if models is not None and model not in models:
                 continue
-            p.add_argument(flag, dest=dest, type=kind, metavar=dest.upper(),
+            # a boolean flag alone means true: --mirror is --mirror true
+            extra = {"nargs": "?", "const": True} if kind is _bool else {}
+            p.add_argument(flag, dest=dest, type=kind, metavar=dest.upper(), **extra,
                            help=f"{text} (default: {_default_text(model, dest)})")
     return parser
 
@@ -242,6 +344,8 @@ def load_file(path: str) -> dict:
 def validate(cfg: dict) -> dict:
     """Check values and types; errors name the option and what was expected."""
     known = set(preset(cfg["model"], True)) | set(preset(cfg["model"], False)) | {"resume", "config"}
+    for name in PRESETS.get(cfg["model"], {}):
+        known |= set(preset(cfg["model"], True, name))
     unknown = sorted(set(cfg) - known)
     if unknown:
         raise ValueError(f"unknown option(s) for {cfg['model']}: {', '.join(unknown)}")
@@ -263,15 +367,65 @@ def validate(cfg: dict) -> dict:
             raise ValueError(f"--{key.replace('_', '-')} must be a positive number; got {value!r}")
     _validate_evaluation(cfg)
     if cfg["model"] == "progan":
-        r = cfg["resolution"]
-        if r < 4 or r & (r - 1):
-            raise ValueError(f"--resolution must be a power of two >= 4 for progan; got {r}")
-        mb = cfg.get("minibatch") or {}
-        missing = [str(4 * 2**s) for s in range(r.bit_length() - 2) if str(4 * 2**s) not in mb]
-        if cfg.get("batch_size") is None and missing:
-            raise ValueError(f"--minibatch lacks resolution(s) {', '.join(missing)}; give "
-                             "--minibatch '4:16,8:16,...' or one --batch-size")
+        _validate_progan(cfg)
     return cfg
+
+
+def _validate_progan(cfg: dict) -> None:
+    """ProGAN's options, each checked before any work starts (one line naming the option)."""
+    r = cfg["resolution"]
+    if r < 4 or r & (r - 1):
+        raise ValueError(f"--resolution must be a power of two >= 4 for progan; got {r}")
+    resolutions = [4 * 2**s for s in range(r.bit_length() - 2)]
+    mb = cfg.get("minibatch") or {}
+    missing = [str(q) for q in resolutions if str(q) not in mb]
+    if cfg.get("batch_size") is None and missing:
+        raise ValueError(f"--minibatch lacks resolution(s) {', '.join(missing)}; give "
+                         "--minibatch '4:16,8:16,...' or one --batch-size")
+    batches = {q: cfg["batch_size"] or mb[str(q)] for q in resolutions}
+    for q, n in batches.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"--minibatch: the batch at {q}x{q} must be a positive integer; got {n!r}")
+    group = cfg.get("mbstd_group")
+    if group is not None:
+        if isinstance(group, bool) or not isinstance(group, int) or group < 1:
+            raise ValueError(f"--mbstd-group must be a positive integer or 'batch'; got {group!r}")
+        # the stddev groups split each rank's share of the batch (DDP splits it first)
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        for q, n in batches.items():
+            local = n // world if n % world == 0 else n
+            if local % min(group, local):
+                which = "--batch-size" if cfg["batch_size"] else f"--minibatch at {q}x{q}"
+                raise ValueError(f"{which} gives {local} images per process, which is not divisible "
+                                 f"by the minibatch stddev group --mbstd-group {group}")
+    from ..nn.minibatch_std import parse_averaging
+    from ..models.progan import feature_maps
+
+    try:
+        _, stats = parse_averaging(cfg.get("mbstd_averaging", "all"))
+    except ValueError as e:
+        raise ValueError(f"--mbstd-averaging: {e}") from None
+    width = feature_maps(1, cfg["fmap_base"], cfg["fmap_max"])
+    if width % stats:
+        raise ValueError(f"--mbstd-averaging {cfg['mbstd_averaging']}: the {width} feature maps at "
+                         f"4x4 (--fmap-base/--fmap-max) are not divisible into {stats} groups")
+    if cfg.get("loss", "wgan-gp") not in ("wgan-gp", "lsgan"):
+        raise ValueError(f"--loss must be wgan-gp or lsgan for progan; got {cfg['loss']!r}")
+    for key in ("gp_lambda", "drift", "lsgan_fake_weight", "d_noise"):
+        value = cfg.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"--{key.replace('_', '-')} must be a number >= 0; got {value!r}")
+    beta = cfg.get("ema_beta")
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
+        raise ValueError(f"--ema-beta must be in [0, 1); got {beta!r}")
+    for key in ("mirror", "reset_optimizer"):
+        if not isinstance(cfg.get(key), bool):
+            raise ValueError(f"--{key.replace('_', '-')} must be true or false; got {cfg.get(key)!r}")
+    for q, lr in (cfg.get("lr_dict") or {}).items():
+        q_int = int(q) if str(q).isdigit() else 0
+        if not (isinstance(lr, (int, float)) and lr > 0) or q_int < 4 or q_int & (q_int - 1):
+            raise ValueError(f"lr_dict: expected 'resolution': learning rate > 0 with resolutions "
+                             f"powers of two >= 4; got {q!r}: {lr!r}")
 
 
 def _validate_evaluation(cfg: dict) -> None:
@@ -310,7 +464,7 @@ def resolve(argv: list[str] | None = None) -> dict:
     if device == "auto":
         import torch
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    cfg = preset(model, device.startswith("cuda"))
+    cfg = preset(model, device.startswith("cuda"), args.get("preset"))
     if args.get("resume"):
         stored = os.path.join(args["resume"], CONFIG_NAME)
         if not os.path.isfile(stored):

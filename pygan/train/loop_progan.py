@@ -1,13 +1,23 @@
-"""ProGAN (Karras et al. 2018): progressive growing with the WGAN-GP loss plus drift.
+"""ProGAN (Karras et al. 2018): progressive growing with the WGAN-GP loss plus drift (or LSGAN).
 
-Per step, at the schedule's resolution r and fade-in alpha (see :mod:`.schedule`):
+Per step, at the schedule's resolution r and fade-in alpha (see :mod:`.schedule`; after the
+schedule, training goes on at the final resolution with alpha 1 until ``--kimg``):
 
-* real images are read at r from the multi-resolution cache and, while a block fades in, blended
-  with their own 2x-downsampled-then-upsampled version by the same alpha (App. A.1: "we also fade
-  in the real images"), so D never sees sharper reals than G can draw;
-* critic: E[D(G(z))] - E[D(x)] + lambda * GP + eps_drift * E[D(x)^2];
-* generator: -E[D(G(z))];
-* Adam(lr 1e-3, betas (0, 0.99)) for both; the grids come from an EMA of G's weights (beta 0.999);
+* real images are read at r from the multi-resolution cache (a box-filter pyramid, as the
+  official ``dataset_tool.py`` makes), flipped left-right with probability 1/2 each with
+  ``--mirror`` (the official ``mirror_augment``), and, while a block fades in, blended with their
+  own 2x2-box-averaged-then-upsampled version by the same alpha (App. A.1: "we also fade in the
+  real images"; the official ``process_reals``), so D never sees sharper reals than G can draw;
+* ``--loss wgan-gp`` (default): critic E[D(G(z))] - E[D(x)] + lambda * GP + eps_drift * E[D(x)^2];
+  generator -E[D(G(z))];
+* ``--loss lsgan``: the Theano code's LSGAN, D: E[(D(x) - 1)^2] + w_fake * E[D(G(z))^2], G:
+  E[(D(G(z)) - 1)^2] (its real/fake targets were 0/1, a relabelling D -> 1 - D of this form);
+  after each D step a <- 0.9 a + 0.1 clip(mean D(x), 0, 1) and D's multiplicative noise
+  strength becomes d_noise * max(0, a - 0.5)^2 (App. A.2), used from the next step on;
+* Adam(lr, betas, eps 1e-8) for both, its moments reset (``--reset-optimizer``) whenever a
+  resolution starts fading in and when it starts stabilising, as the official train.py resets
+  them when floor(lod) or ceil(lod) changes; the learning rate may depend on the resolution
+  (``lr_dict``); the grids come from an EMA of G's weights, ema <- beta ema + (1 - beta) G;
 * the minibatch depends on the resolution (``minibatch``, or one ``batch_size``).
 
 When training at a resolution ends, its EMA grid and a checkpoint (``res-XXXX.pt``) are kept.
@@ -39,11 +49,28 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> Non
 
 
 def fade_reals(real: torch.Tensor, alpha: float) -> torch.Tensor:
-    """lerp(upsample(avgpool(real)), real, alpha): the real images' own fade-in."""
+    """alpha * real + (1 - alpha) * up(box(real)): the real images' own fade-in, box = the mean
+    of each 2x2 block, up = nearest-neighbour 2x (the official ``process_reals`` FadeLOD)."""
     if alpha >= 1.0:
         return real
     low = F.interpolate(F.avg_pool2d(real, 2), scale_factor=2, mode="nearest")
     return torch.lerp(low, real, alpha)
+
+
+def mirror(real: torch.Tensor) -> torch.Tensor:
+    """Each image flipped left-right with probability 1/2 (one U[0, 1) draw per image from
+    torch's generator on ``real``'s device; flipped where it is < 0.5)."""
+    flip = torch.rand(real.shape[0], device=real.device) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), real.flip(3), real)
+
+
+#: The paper's LSGAN noise (App. A.2): running average beta, the level above which noise starts.
+NOISE_BETA, NOISE_LIMIT = 0.9, 0.5
+
+
+def noise_strength(average: float, coefficient: float) -> float:
+    """coefficient * max(0, average - 0.5)^2 (0.2 in the paper)."""
+    return coefficient * max(0.0, average - NOISE_LIMIT) ** 2
 
 
 class ProGANTrainer(Trainer):
@@ -52,7 +79,7 @@ class ProGANTrainer(Trainer):
     def __init__(self, cfg, device, rank, world_size):
         super().__init__(cfg, device, rank, world_size)
         r, latent = cfg["resolution"], cfg["latent_dim"]
-        self.schedule = ProGANSchedule(r, int(cfg["fade_kimg"] * 1000), int(cfg["stable_kimg"] * 1000))
+        self.schedule = ProGANSchedule(r, round(cfg["fade_kimg"] * 1000), round(cfg["stable_kimg"] * 1000))
         if cfg.get("kimg") is None:
             cfg["kimg"] = self.schedule.total_images / 1000
         self.cache = get_dataset(cfg["data"] or "emoji", r, cfg["channels"], multires=True,
@@ -61,20 +88,24 @@ class ProGANTrainer(Trainer):
         args = dict(resolution=r, latent_dim=latent, img_channels=channels,
                     fmap_base=cfg["fmap_base"], fmap_max=cfg["fmap_max"])
         self.G = self.place(progan.Generator(**args))
-        self.D = self.place(progan.Discriminator(**args))
+        self.D = self.place(progan.Discriminator(**args, mbstd_group_size=cfg.get("mbstd_group", 4),
+                                                 mbstd_averaging=cfg.get("mbstd_averaging", "all")))
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
         self.nets = {"G": self.G, "D": self.D, "G_ema": self.G_ema}
         betas = tuple(float(b) for b in cfg["betas"])
-        self.optimizers = {"G": torch.optim.Adam(self.G.parameters(), cfg["lr"], betas=betas),
-                           "D": torch.optim.Adam(self.D.parameters(), cfg["lr"], betas=betas)}
+        self.optimizers = {"G": torch.optim.Adam(self.G.parameters(), cfg["lr"], betas=betas, eps=1e-8),
+                           "D": torch.optim.Adam(self.D.parameters(), cfg["lr"], betas=betas, eps=1e-8)}
         self.G_train = distributed.wrap(self.G, device)
         self.D_train = distributed.wrap(self.D, device)
         self.batches = Batches(self.cache.at(4), cfg["seed"], rank, world_size)
         self.fixed_z = torch.randn(cfg["grid_size"], latent,
-                                   generator=torch.Generator().manual_seed(cfg["seed"])).to(device)
+                                   generator=torch.Generator().manual_seed(cfg["seed"])
+                                   ).to(device, self.dtype)
         self.phase = self.schedule.at(0)
         self._data_resolution = None
         self.latent_dim = latent
+        self.resets = 0                 # optimiser resets so far (phase changes)
+        self.real_average = 0.0         # LSGAN: the running average a of D's output on reals
 
     def batch_size(self, resolution: int) -> int:
         if self.cfg.get("batch_size"):
@@ -94,20 +125,56 @@ class ProGANTrainer(Trainer):
             # the previous resolution is done: keep its grid and a checkpoint for good
             run.save_grid(f"final-r{self.phase.resolution:03d}")
             run.save_resolution_checkpoint(self.phase.resolution)
+        if (phase.steps, phase.fading) != (self.phase.steps, self.phase.fading) and self.step > 0 \
+                and self.cfg.get("reset_optimizer", False):
+            self.reset_optimizers()
         self.phase = phase
+        lr = (self.cfg.get("lr_dict") or {}).get(str(phase.resolution), self.cfg["lr"])
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = lr
         if self._data_resolution != phase.resolution:
             self.batches.set_dataset(self.cache.at(phase.resolution))
             self._data_resolution = phase.resolution
+
+    def reset_optimizers(self) -> None:
+        """Forget Adam's moments and step counts (the official ``reset_optimizer_state``)."""
+        for opt in self.optimizers.values():
+            opt.state.clear()
+        self.resets += 1
+
+    def extra_state(self) -> dict:
+        return {"resets": self.resets, "real_average": self.real_average,
+                "noise_strength": float(self.D.noise_strength)}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.resets = int(state.get("resets", 0))
+        self.real_average = float(state.get("real_average", 0.0))
+        self.D.noise_strength = float(state.get("noise_strength", 0.0))
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        # resumed mid-run: the phase is where the run was, not 4x4 (no spurious phase change)
+        self.phase = self.schedule.at(self.images_seen)
 
     def at_end(self, run) -> None:
         self.phase = self.schedule.at(self.images_seen)
         run.save_grid(f"final-r{self.phase.resolution:03d}")
         run.save_resolution_checkpoint(self.phase.resolution)
 
+    def real_batch(self, n: int) -> torch.Tensor:
+        """The next ``n`` reals as D sees them now: mirrored (``--mirror``), then faded by alpha."""
+        real = self.to_device(self.batches.next(n))
+        if self.cfg.get("mirror", False):
+            real = mirror(real)
+        return fade_reals(real, self.phase.alpha)
+
     def train_step(self) -> dict:
         cfg, p = self.cfg, self.phase
         n = self.per_rank(self.batch_size(p.resolution))
-        real = fade_reals(self.to_device(self.batches.next(n)), p.alpha)
+        real = self.real_batch(n)
+        if cfg.get("loss", "wgan-gp") == "lsgan":
+            return self._lsgan_step(real, n)
         alpha, steps = p.alpha, p.steps
 
         # critic
@@ -133,8 +200,45 @@ class ProGANTrainer(Trainer):
         self.images_seen += n * self.world_size
         return {"loss_D": loss_d.detach(), "loss_G": loss_g.detach(), "wasserstein": -wdist.detach(),
                 "penalty/gp": gp.detach(), "penalty/drift": drift.detach(),
+                "scores/real": real_scores.detach().float().mean(),
+                "scores/real_sq": real_scores.detach().float().square().mean(),
                 "grad_norm/D": grad_d, "grad_norm/G": grad_g, "alpha": alpha,
                 "resolution": float(p.resolution)}
+
+    def _lsgan_step(self, real: torch.Tensor, n: int) -> dict:
+        """One LSGAN step (module docstring), then the update of D's noise strength."""
+        cfg, p = self.cfg, self.phase
+        alpha, steps = p.alpha, p.steps
+        noise = float(self.D.noise_strength)
+        z = self.latent(n, cfg["latent_dim"])
+        with self.autocast():
+            fake = self.G_train(z, alpha, steps)
+            real_scores = self.D_train(real, alpha, steps).float()
+            fake_scores = self.D_train(fake.detach(), alpha, steps).float()
+            real_term = (real_scores - 1.0).square().mean()
+            fake_term = fake_scores.square().mean()
+            loss_d = real_term + cfg["lsgan_fake_weight"] * fake_term
+        grad_d = self.update(loss_d, self.optimizers["D"], self.D)
+
+        z = self.latent(n, cfg["latent_dim"])
+        with self.autocast():
+            loss_g = (self.D_train(self.G_train(z, alpha, steps), alpha, steps).float() - 1.0).square().mean()
+        grad_g = self.update(loss_g, self.optimizers["G"], self.G)
+        update_ema(self.G_ema, self.G, cfg["ema_beta"])
+
+        mean_real = real_scores.detach().mean()
+        if self.world_size > 1:     # every rank keeps the same average and noise strength
+            mean_real = mean_real.clone()
+            torch.distributed.all_reduce(mean_real)
+            mean_real /= self.world_size
+        mean_real = float(mean_real)
+        self.real_average = NOISE_BETA * self.real_average + (1 - NOISE_BETA) * min(1.0, max(0.0, mean_real))
+        self.D.noise_strength = noise_strength(self.real_average, cfg["d_noise"])
+        self.images_seen += n * self.world_size
+        return {"loss_D": loss_d.detach(), "loss_G": loss_g.detach(), "lsgan/real": real_term.detach(),
+                "lsgan/fake": fake_term.detach(), "scores/real": mean_real, "noise/strength": noise,
+                "noise/real_average": self.real_average, "grad_norm/D": grad_d, "grad_norm/G": grad_g,
+                "alpha": alpha, "resolution": float(p.resolution)}
 
     def _sampling_phase(self):
         return self.schedule.at(self.images_seen) if self.step == 0 else self.phase

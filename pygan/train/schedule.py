@@ -3,8 +3,15 @@
 Training starts at 4x4 and stabilises there for ``stable`` images; every later resolution first
 fades its new blocks in for ``fade`` images (alpha rising linearly from 0 to 1), then stabilises
 for ``stable`` images. The final resolution keeps training after its stabilisation until the run
-ends. The paper uses 600k + 600k images. The position is a pure function of the images seen, so a
+ends (``--kimg``; the official runs go on to 12-15M images). The paper uses 800k + 800k images
+(App. A.1); the official TensorFlow code defaults to 600k + 600k (``lod_training_kimg`` and
+``lod_transition_kimg`` of its ``TrainingSchedule``), with the same order: stabilise at 4x4, then
+fade in and stabilise each doubling. The position is a pure function of the images seen, so a
 checkpoint only needs to store that count.
+
+With lod = log2(final / 4) - (resolution steps done) + (1 - alpha) while fading, as the official
+code counts it, a phase change (where both codes reset Adam) is a change of floor(lod) or
+ceil(lod): the start of each fade-in and the start of each stabilisation.
 """
 
 from __future__ import annotations
