@@ -64,6 +64,11 @@ def mirror(real: torch.Tensor) -> torch.Tensor:
     return torch.where(flip.view(-1, 1, 1, 1), real.flip(3), real)
 
 
+def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """Scores as float32 under bf16/fp16 autocast, float64 in a float64 run."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 #: The paper's LSGAN noise (App. A.2): running average beta, the level above which noise starts.
 NOISE_BETA, NOISE_LIMIT = 0.9, 0.5
 
@@ -186,7 +191,7 @@ class ProGANTrainer(Trainer):
             wdist = losses.wgan_critic_loss(real_scores, fake_scores)
             gp = losses.gradient_penalty(self.D_train, real, fake, alpha, steps,
                                          scaler=self.scaler if self.scaler.is_enabled() else None)
-            drift = losses.drift_penalty(real_scores.float(), cfg["drift"])
+            drift = losses.drift_penalty(_at_least_float32(real_scores), cfg["drift"])
             loss_d = wdist + cfg["gp_lambda"] * gp + drift
         grad_d = self.update(loss_d, self.optimizers["D"], self.D)
 
@@ -213,8 +218,8 @@ class ProGANTrainer(Trainer):
         z = self.latent(n, cfg["latent_dim"])
         with self.autocast():
             fake = self.G_train(z, alpha, steps)
-            real_scores = self.D_train(real, alpha, steps).float()
-            fake_scores = self.D_train(fake.detach(), alpha, steps).float()
+            real_scores = _at_least_float32(self.D_train(real, alpha, steps))
+            fake_scores = _at_least_float32(self.D_train(fake.detach(), alpha, steps))
             real_term = (real_scores - 1.0).square().mean()
             fake_term = fake_scores.square().mean()
             loss_d = real_term + cfg["lsgan_fake_weight"] * fake_term
@@ -222,7 +227,8 @@ class ProGANTrainer(Trainer):
 
         z = self.latent(n, cfg["latent_dim"])
         with self.autocast():
-            loss_g = (self.D_train(self.G_train(z, alpha, steps), alpha, steps).float() - 1.0).square().mean()
+            loss_g = (_at_least_float32(self.D_train(self.G_train(z, alpha, steps), alpha, steps))
+                      - 1.0).square().mean()
         grad_g = self.update(loss_g, self.optimizers["G"], self.G)
         update_ema(self.G_ema, self.G, cfg["ema_beta"])
 

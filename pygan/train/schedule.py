@@ -6,7 +6,8 @@ for ``stable`` images. The final resolution keeps training after its stabilisati
 ends (``--kimg``; the official runs go on to 12-15M images). The paper uses 800k + 800k images
 (App. A.1); the official TensorFlow code defaults to 600k + 600k (``lod_training_kimg`` and
 ``lod_transition_kimg`` of its ``TrainingSchedule``), with the same order: stabilise at 4x4, then
-fade in and stabilise each doubling. The position is a pure function of the images seen, so a
+fade in and stabilise each doubling. Alpha at n images into a fade-in is n / fade, so a fade-in
+starts one image after the previous stabilisation ends, as in the official code. The position is a pure function of the images seen, so a
 checkpoint only needs to store that count.
 
 With lod = log2(final / 4) - (resolution steps done) + (1 - alpha) while fading, as the official
@@ -58,8 +59,14 @@ class ProGANSchedule:
             steps, alpha = self.start_steps, 1.0
         else:
             k, rest = divmod(images_seen - self.stable, self.fade + self.stable)
-            steps = self.start_steps + 1 + k
-            alpha = min(1.0, rest / self.fade)
+            if rest == 0:
+                # exactly where a fade-in starts the official lod is still a whole number: the
+                # previous resolution, fully faded in (the next one at alpha 0 computes the same
+                # images, but this way the resolution changes where the official code's does)
+                steps, alpha = self.start_steps + k, 1.0
+            else:
+                steps = self.start_steps + 1 + k
+                alpha = min(1.0, rest / self.fade)
             if steps > self.final_steps:
                 steps, alpha = self.final_steps, 1.0
         return Phase(4 * 2**steps, steps, alpha, alpha < 1.0)
