@@ -1,8 +1,10 @@
-"""``python -m pygan.translate RUN_DIR_or_CHECKPOINT INPUT --out OUT [--direction AtoB|BtoA]``:
+"""``python -m pygan.translate RUN_DIR_or_CHECKPOINT [INPUT] --out OUT [--direction AtoB|BtoA]``:
 translate one image or a folder of images with a trained CycleGAN.
 
 INPUT is an image file (OUT is then the output file) or a folder (OUT is then a folder; each
-image is written under its own name as PNG). Images are resized to the run's resolution.
+image is written under its own name as PNG). Without INPUT, a run trained on a folder with the
+authors' ``testA/`` and ``testB/`` translates its test images: ``testA/`` for AtoB, ``testB/``
+for BtoA. Images are resized to the run's resolution (the authors test at load size = crop size).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torchvision.utils import save_image
 
 from .models import cyclegan
 from .train import checkpoint as ckpt
+from .train.loop_cyclegan import generator_settings, has_test_split
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
@@ -32,7 +35,9 @@ def load_image(path: str, resolution: int, channels: int) -> torch.Tensor:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pygan.translate", description=__doc__.split("\n\n")[0])
     p.add_argument("source", help="CycleGAN run directory (latest checkpoint) or checkpoint file")
-    p.add_argument("input", help="an image file or a folder of images")
+    p.add_argument("input", nargs="?", default=None,
+                   help="an image file or a folder of images (default: the run's testA/ for AtoB, "
+                        "testB/ for BtoA, where its --data folder has them)")
     p.add_argument("--out", required=True, help="output image (for a file) or folder (for a folder)")
     p.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"),
                    help="AtoB uses G_AB, BtoA uses G_BA (default: AtoB)")
@@ -48,9 +53,15 @@ def main(argv: list[str] | None = None) -> int:
         key = "G_AB" if args.direction == "AtoB" else "G_BA"
         sd = state["nets"][key]
         c = sd["model.1.weight"].shape[1]
-        G = cyclegan.ResnetGenerator(c, c, cfg["base_channels"], cfg["num_blocks"])
+        G = cyclegan.ResnetGenerator(c, c, *generator_settings(cfg))
         G.load_state_dict(sd)
         G.eval().to(args.device)
+        if args.input is None:
+            if not has_test_split(cfg):
+                raise ValueError(f"give INPUT: the run's data ({cfg.get('data') or 'emoji-skin-tones'}) "
+                                 "has no testA/ and testB/ folders to translate")
+            side = "testA" if args.direction == "AtoB" else "testB"
+            args.input = os.path.join(os.path.expanduser(cfg["data"]), side)
         if os.path.isdir(args.input):
             files = sorted(f for f in os.listdir(args.input) if f.lower().endswith(EXTENSIONS))
             if not files:

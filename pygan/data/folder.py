@@ -216,19 +216,81 @@ class ImageFolderDataset(Dataset):
                 f"skipped={len(self.skipped)})")
 
 
-def folder_domains(root: str | os.PathLike, resolution: int, channels: int = 3, *,
-                   check: str = "header", background: tuple[int, int, int] = WHITE) -> UnpairedDomains:
-    """Two unpaired domains from a folder with exactly two image subfolders (``A``/``B``,
-    ``trainA``/``trainB`` …, sorted by name: the first is A). No ground-truth pairs."""
+#: The authors' two-domain layout (datasets/<name>/trainA, trainB, testA, testB).
+SPLIT_FOLDERS = {"train": ("trainA", "trainB"), "test": ("testA", "testB")}
+
+
+def _folder(root: str | os.PathLike) -> str:
     path = os.path.abspath(os.path.expanduser(os.fspath(root)))
     if not os.path.exists(path):
         raise FileNotFoundError(f"image folder not found: {path}")
     if not os.path.isdir(path):
         raise NotADirectoryError(f"not a folder of images: {path}")
+    return path
+
+
+def domain_folders(root: str | os.PathLike, split: str = "train") -> tuple[str, str] | None:
+    """The folders of domains A and B under ``root`` for ``split`` (``"train"`` or ``"test"``),
+    looking only at file names (nothing is decoded).
+
+    * ``root/trainA``, ``trainB`` (and optionally ``testA``, ``testB``), the authors' layout:
+      each split needs both of its folders, each holding images;
+    * otherwise exactly two image subfolders (``A``/``B``, ``horses``/``zebras`` …, sorted by
+      name: the first is A), which are the training split.
+
+    Returns None for ``split="test"`` when there is no test split. Raises FileNotFoundError /
+    NotADirectoryError for a bad ``root`` and ValueError, naming the folder, for a half split
+    (``trainA`` without ``trainB``), an empty domain folder, or no usable layout.
+    """
+    if split not in SPLIT_FOLDERS:
+        raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
+    path = _folder(root)
+    split_names = [n for pair in SPLIT_FOLDERS.values() for n in pair]
+    present = {n for n in split_names if os.path.isdir(os.path.join(path, n))}
+    if present:
+        for which, (a, b) in SPLIT_FOLDERS.items():      # a half split is an error in either
+            if (a in present) != (b in present):
+                have, lack = (a, b) if a in present else (b, a)
+                raise ValueError(f"{path} has {have}/ but no {lack}/: the {which} split needs both "
+                                 "domains")
+        a, b = SPLIT_FOLDERS[split]
+        if a not in present:
+            if split == "test":
+                return None
+            raise ValueError(f"{path} has {', '.join(sorted(present))} but no trainA/ and trainB/ "
+                             "to train on")
+        for name in (a, b):
+            if not _images_under(os.path.join(path, name)):
+                raise ValueError(f"{os.path.join(path, name)} holds no images (looked for "
+                                 f"{', '.join(IMG_EXTENSIONS)})")
+        return os.path.join(path, a), os.path.join(path, b)
+    if split == "test":
+        return None
     names = [n for n in _subfolders(path) if _images_under(os.path.join(path, n))]
     if len(names) != 2:
-        raise ValueError(f"two-domain data needs exactly two subfolders with images under {path}, "
-                         f"found {len(names)}: {names}")
-    a, b = (ImageFolderDataset(Path(path, n), resolution, channels, layout="flat", check=check,
-                               background=background) for n in names)
-    return UnpairedDomains(a=a, b=b, pairs=None, domain_names=(names[0], names[1]))
+        raise ValueError(f"two-domain data needs trainA/ and trainB/ or exactly two subfolders with "
+                         f"images under {path}, found {len(names)}: {names}")
+    return os.path.join(path, names[0]), os.path.join(path, names[1])
+
+
+def check_image_folder(root: str | os.PathLike) -> str:
+    """``root`` as an absolute path if it holds at least one image file (by name; nothing is
+    decoded), else FileNotFoundError / NotADirectoryError / ValueError naming it."""
+    path = _folder(root)
+    if not _images_under(path):
+        raise ValueError(f"{path} holds no images (looked for {', '.join(IMG_EXTENSIONS)})")
+    return path
+
+
+def folder_domains(root: str | os.PathLike, resolution: int, channels: int = 3, *,
+                   check: str = "header", background: tuple[int, int, int] = WHITE,
+                   split: str = "train") -> UnpairedDomains:
+    """Two unpaired domains from a folder (layouts: :func:`domain_folders`), every image at
+    ``resolution``². No ground-truth pairs. ValueError for ``split="test"`` without a test split."""
+    folders = domain_folders(root, split)
+    if folders is None:
+        raise ValueError(f"{_folder(root)} has no testA/ and testB/ folders")
+    a, b = (ImageFolderDataset(Path(f), resolution, channels, layout="flat", check=check,
+                               background=background) for f in folders)
+    return UnpairedDomains(a=a, b=b, pairs=None,
+                           domain_names=(os.path.basename(folders[0]), os.path.basename(folders[1])))

@@ -6,7 +6,8 @@ checkpoint). Real data: ``--real`` (a bundled name or a folder), default the dat
 on, at the generator's resolution and channel count. GAN/DCGAN/WGAN/ProGAN checkpoints draw
 ``--n`` samples (ProGAN: the EMA generator at the checkpoint's current resolution); CycleGAN
 checkpoints translate every image of domain A (and B) and report PSNR/SSIM against the
-ground-truth pairs (``emoji-skin-tones``), plus the chosen metrics between G_AB(A) and B.
+ground-truth pairs (``emoji-skin-tones``), plus the chosen metrics between G_AB(A) and B; a run
+trained on a folder with ``testA/`` and ``testB/`` is scored on those held-out images.
 Features for fid/kid/pr: the bundled network, or ``--inception-weights PATH`` for InceptionV3.
 """
 
@@ -37,6 +38,7 @@ def load_generator(source: str, use_ema: bool = True, device: str = "cpu") -> di
     from ..generate import build_generator
     from ..models import cyclegan
     from ..train import checkpoint as ckpt
+    from ..train.loop_cyclegan import generator_settings
 
     path = ckpt.find(source)
     state = ckpt.load(path)
@@ -49,7 +51,7 @@ def load_generator(source: str, use_ema: bool = True, device: str = "cpu") -> di
         for direction, key in (("AtoB", "G_AB"), ("BtoA", "G_BA")):
             sd = state["nets"][key]
             c = sd["model.1.weight"].shape[1]
-            G = cyclegan.ResnetGenerator(c, c, cfg["base_channels"], cfg["num_blocks"])
+            G = cyclegan.ResnetGenerator(c, c, *generator_settings(cfg))
             G.load_state_dict(sd)
             nets[direction] = G.eval().to(device)
         info.update(translate=nets, resolution=cfg["resolution"], channels=c)
@@ -105,8 +107,16 @@ def main(argv: list[str] | None = None) -> int:
         real_name = args.real or info["data"]
         results: dict = {}
         if info["model"] == "cyclegan":
+            from ..data.folder import folder_domains
+            from ..train.loop_cyclegan import has_test_split
+
             bundled = real_name.strip().lower().replace("_", "-") == "emoji-skin-tones"
-            domains = get_dataset(real_name, info["resolution"], info["channels"], domains=not bundled)
+            if args.real is None and has_test_split(info["config"]):
+                # a trainA/trainB/testA/testB folder: score the held-out test images
+                domains = folder_domains(real_name, info["resolution"], info["channels"], split="test")
+                real_name = os.path.join(real_name, "testA|testB")
+            else:
+                domains = get_dataset(real_name, info["resolution"], info["channels"], domains=not bundled)
             if domains.pairs:
                 for direction, G in info["translate"].items():
                     scores = evaluate_translation(G, domains, direction=direction, batch_size=args.batch_size)

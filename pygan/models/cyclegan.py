@@ -36,8 +36,45 @@ def init_cyclegan_weights(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
+# --- normalisation: the one place where CycleGAN's norm layers are built -------------------
+
 def _norm(channels: int) -> nn.InstanceNorm2d:
+    """Instance norm without affine parameters or running statistics (the authors' ``norm='instance'``)."""
     return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+
+
+# --- sizes -----------------------------------------------------------------------------------
+
+#: Residual blocks by resolution (§4 / Appendix 7.2): 6 for 128x128 training images, 9 for 256x256
+#: "or higher"; the authors' code names them resnet_6blocks and resnet_9blocks.
+def paper_num_blocks(resolution: int) -> int:
+    """9 residual blocks from 256x256 up, 6 below (the paper's rule)."""
+    return 9 if resolution >= 256 else 6
+
+
+def patch_sizes(size: int, num_layers: int = 3) -> list[int]:
+    """Side of every feature map of :class:`PatchDiscriminator` for a ``size``-sided input, in
+    order: the first stride-2 convolution, the ``num_layers`` normalised layers, the score map.
+    A k=4, p=1 convolution maps n to floor((n + 2 - 4) / stride) + 1."""
+    sizes, n = [], size
+    for stride in [2] * num_layers + [1, 1]:
+        n = (n - 2) // stride + 1 if n >= 2 else 0
+        sizes.append(n)
+    return sizes
+
+
+def min_resolution(num_layers: int = 3) -> int:
+    """The smallest square input (a multiple of 4, as the generator needs) that both networks
+    accept: every instance-normalised map of the PatchGAN keeps more than one pixel (instance
+    norm of a single value is undefined) and the score map at least one. 24 for the 70x70
+    PatchGAN (24 -> 12 -> 6 -> 3 -> 2 -> 1); the generator alone needs 8 (its 2x2 bottleneck)."""
+    _validate.positive_int("num_layers", num_layers)
+    size = 8
+    while True:
+        sizes = patch_sizes(size, num_layers)
+        if all(n >= 2 for n in sizes[1:-1]) and sizes[-1] >= 1:
+            return size
+        size += 4
 
 
 def _image_batch(name: str, x: object, channels: int, multiple: int = 1) -> torch.Tensor:

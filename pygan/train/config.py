@@ -56,10 +56,28 @@ PRESETS = {
                     "1024x1024, Adam state reset whenever the level of detail changes, 12000 "
                     "kimg in total (train.py's own default is 15000)",
     },
+    "cyclegan": {
+        "paper": "Zhu et al. 2017 (ICCV), section 4 and Appendix 7: 256x256 with 9 residual blocks "
+                 "(6 below 256), ngf = ndf = 64, instance norm, 70x70 PatchGAN, LSGAN losses, "
+                 "lambda = 10, no identity loss (the paper adds it, at 0.5 lambda, only for "
+                 "painting -> photo), history pool 50, Adam lr 0.0002 with batch size 1, 100 "
+                 "epochs then a linear decay to zero over 100 more, N(0, 0.02) weights; where the "
+                 "paper is silent (Adam beta1, the resize-286 / crop-256 / flip augmentation) the "
+                 "authors' code",
+        "official": "the authors' PyTorch code (junyanz/pytorch-CycleGAN-and-pix2pix: "
+                    "options/base_options.py, train_options.py, models/cycle_gan_model.py): "
+                    "resnet_9blocks at 256x256 (--preprocess resize_and_crop, load 286, flip), "
+                    "ngf = ndf = 64, lambda_A = lambda_B = 10, lambda_identity 0.5, pool 50, Adam "
+                    "0.0002 beta1 0.5, batch 1, n_epochs 100 + n_epochs_decay 100 with the "
+                    "learning rate lowered at the end of each epoch (1/101 in the last, never 0)",
+    },
 }
 
 #: What a model gets without ``--preset`` (shown in --help beside the named presets).
 DEFAULT_PRESET_SOURCES = {
+    "cyclegan": "on a GPU the official preset; on a CPU the official recipe on 32x32 crops of "
+                "36x36 images with ngf = ndf = 16 and 2 residual blocks for a few epochs of the "
+                "bundled skin-tone emoji (a couple of minutes on 2 cores)",
     "progan": "on a CPU, the paper's recipe reduced to finish in about ten minutes on 2 cores "
               "(32x32, fmap_base 256 / fmap_max 64, latent 64, 20k + 20k images per phase, "
               "minibatch 16, EMA 0.99, stddev groups of 4); on a GPU, 64x64 at the paper's "
@@ -112,13 +130,23 @@ def preset(model: str, cuda: bool, name: str | None = None) -> dict:
         cfg.update(resolution=32, latent_dim=100, batch_size=64, lr=1e-4, betas=[0.0, 0.9],
                    gp_lambda=10.0, critic_steps=5, base_channels=64 if cuda else 32,
                    critic_norm="layer", max_steps=5000)
-    elif model == "cyclegan":   # Zhu et al. 2017, §4 and Appendix 7
-        cfg.update(resolution=128 if cuda else 32, batch_size=1, lr=2e-4, betas=[0.5, 0.999],
+    elif model == "cyclegan":   # Zhu et al. 2017, §4 and Appendix 7; the authors' PyTorch code
+        # the official recipe (GPU: as is; CPU: smaller crops, widths and run; see PRESETS)
+        cfg.update(resolution=256 if cuda else 32, load_size=None, preprocess="resize_and_crop",
+                   flip=True, batch_size=1, lr=2e-4, betas=[0.5, 0.999],
                    lambda_cyc=10.0, lambda_id=0.5, pool_size=50,
-                   base_channels=64 if cuda else 16, num_blocks=6 if cuda else 2,
-                   max_steps=200_000 if cuda else 2000, decay_start=0.5, grid_size=8,
+                   ngf=64 if cuda else 16, ndf=64 if cuda else 16,
+                   # None: the paper's rule, 9 blocks from 256x256 up, 6 below
+                   num_blocks=None if cuda else 2,
+                   n_epochs=100 if cuda else 3, n_epochs_decay=100 if cuda else 3, lr_decay="epoch",
+                   max_steps=None, grid_size=8, preset=name,
                    # PSNR/SSIM against the ground-truth pairs where the data has them
                    eval_every=20_000 if cuda else 500, eval_metrics="fid", best_metric="psnr_AtoB")
+        if name is not None:
+            cfg.update(resolution=256, ngf=64, ndf=64, num_blocks=None, n_epochs=100,
+                       n_epochs_decay=100, eval_every=20_000, eval_n=1000)
+            if name == "paper":
+                cfg.update(lambda_id=0.0, lr_decay="iteration")
     elif model == "progan":     # Karras et al. 2018, §3-4 and Appendix A
         if cuda:    # 64x64 at the paper's widths and minibatch; the official code's 600k + 600k
             cfg.update(resolution=64, latent_dim=512, fmap_base=8192, fmap_max=512,
@@ -219,7 +247,7 @@ _OPTIONS = [
                                                       "progan")),
     ("--width", "width", float, "scale of the MLP's hidden widths", ("gan",)),
     ("--base-channels", "base_channels", int, "network width (ngf/ndf)", ("dcgan", "lsgan", "wgan",
-                                                                         "wgan-gp", "cyclegan")),
+                                                                         "wgan-gp")),
     ("--critic-norm", "critic_norm", str, "critic normalisation: layer or none", ("wgan", "wgan-gp")),
     ("--critic-steps", "critic_steps", int, "critic updates per generator update",
      ("wgan", "wgan-gp")),
@@ -234,7 +262,7 @@ _OPTIONS = [
      "thousand images", ("progan",)),
     ("--ema-beta", "ema_beta", float, "generator EMA decay", ("progan",)),
     ("--preset", "preset", str, "named settings: 'paper' or 'official' (see above for their "
-     "sources); without it, the CPU or GPU default", ("progan",)),
+     "sources); without it, the CPU or GPU default", ("progan", "cyclegan")),
     ("--mirror", "mirror", _bool, "flip each real image horizontally with probability 1/2 "
      "(the official mirror_augment; true/false)", ("progan",)),
     ("--reset-optimizer", "reset_optimizer", _bool, "reset Adam's moments whenever a resolution "
@@ -254,9 +282,23 @@ _OPTIONS = [
     ("--lambda-cyc", "lambda_cyc", float, "cycle-consistency weight", ("cyclegan",)),
     ("--lambda-id", "lambda_id", float, "identity weight (times lambda_cyc)", ("cyclegan",)),
     ("--pool-size", "pool_size", int, "history pool of generated images", ("cyclegan",)),
-    ("--num-blocks", "num_blocks", int, "residual blocks of the generator", ("cyclegan",)),
-    ("--decay-start", "decay_start", float, "fraction of the run after which the learning rate "
-     "decays linearly to zero", ("cyclegan",)),
+    ("--num-blocks", "num_blocks", int, "residual blocks of the generator (none: 9 from "
+     "256x256 up, 6 below, the paper's rule)", ("cyclegan",)),
+    ("--ngf", "ngf", int, "generator filters in the first layer", ("cyclegan",)),
+    ("--ndf", "ndf", int, "discriminator filters in the first layer", ("cyclegan",)),
+    ("--preprocess", "preprocess", str, "training images: resize_and_crop (load at --load-size, "
+     "random --resolution crop) or none (whole images at --resolution)", ("cyclegan",)),
+    ("--load-size", "load_size", int, "side images are loaded at before the random crop (none: "
+     "round(resolution * 286 / 256), 286 for 256)", ("cyclegan",)),
+    ("--no-flip", "flip", None, "do not mirror training images left-right (by default each is "
+     "mirrored with probability 1/2)", ("cyclegan",)),
+    ("--n-epochs", "n_epochs", int, "epochs at the initial learning rate (an epoch: the larger "
+     "domain once)", ("cyclegan",)),
+    ("--n-epochs-decay", "n_epochs_decay", int, "epochs of linear learning-rate decay after "
+     "them", ("cyclegan",)),
+    ("--lr-decay", "lr_decay", str, "epoch (lowered at the end of each epoch, to 1/(n+1) of the "
+     "rate in the last one: the authors' code) or iteration (every step, to zero: the paper)",
+     ("cyclegan",)),
     ("--eval-every", "eval_every", int, "evaluate the generator every N images, logging to "
      "TensorBoard and eval.jsonl and keeping checkpoints/best.pt (0: off)", None),
     ("--eval-metrics", "eval_metrics", str, "training-time metrics, a subset of "
@@ -314,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
         for flag, dest, kind, text, models in _OPTIONS:
             if models is not None and model not in models:
                 continue
+            if kind is None:        # a switch that turns its option off: --no-flip sets flip false
+                p.add_argument(flag, dest=dest, action="store_const", const=False, help=text)
+                continue
             # a boolean flag alone means true: --mirror is --mirror true
             extra = {"nargs": "?", "const": True} if kind is _bool else {}
             p.add_argument(flag, dest=dest, type=kind, metavar=dest.upper(), **extra,
@@ -368,7 +413,82 @@ def validate(cfg: dict) -> dict:
     _validate_evaluation(cfg)
     if cfg["model"] == "progan":
         _validate_progan(cfg)
+    if cfg["model"] == "cyclegan":
+        _validate_cyclegan(cfg)
     return cfg
+
+
+def _validate_cyclegan(cfg: dict) -> None:
+    """CycleGAN's options and data, checked before any work starts (one line naming the option):
+    sizes the networks accept, the crop inside the load size, and --data/--data-b folders that
+    hold images in a layout CycleGAN reads (file names only; nothing is decoded)."""
+    from ..data.domains import PREPROCESS, UNSUPPORTED_PREPROCESS
+    from ..models.cyclegan import min_resolution
+
+    def count(key: str, low: int) -> None:
+        value = cfg.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"--{key.replace('_', '-')} must be an integer >= {low}; got {value!r}")
+
+    for key, low in (("ngf", 1), ("ndf", 1), ("n_epochs", 0), ("n_epochs_decay", 0), ("pool_size", 0)):
+        count(key, low)
+    if cfg["n_epochs"] + cfg["n_epochs_decay"] < 1:
+        raise ValueError("--n-epochs plus --n-epochs-decay must be at least 1 epoch")
+    if cfg.get("num_blocks") is not None:
+        count("num_blocks", 0)
+    for key in ("lambda_cyc", "lambda_id"):
+        value = cfg.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"--{key.replace('_', '-')} must be a number >= 0; got {value!r}")
+    if cfg.get("lr_decay") not in ("epoch", "iteration"):
+        raise ValueError(f"--lr-decay must be epoch or iteration; got {cfg.get('lr_decay')!r}")
+    if not isinstance(cfg.get("flip"), bool):
+        raise ValueError(f"flip must be true or false (--no-flip turns it off); got {cfg.get('flip')!r}")
+    pre = cfg.get("preprocess")
+    if pre in UNSUPPORTED_PREPROCESS:
+        raise ValueError(f"--preprocess {pre} keeps each image's own size or aspect ratio, which "
+                         f"pygan's fixed-size image stores do not; use {' or '.join(PREPROCESS)}")
+    if pre not in PREPROCESS:
+        raise ValueError(f"--preprocess must be one of {', '.join(PREPROCESS)}; got {pre!r}")
+    r, smallest = cfg["resolution"], min_resolution()
+    if r < smallest or r % 4:
+        raise ValueError(f"--resolution must be a multiple of 4 and at least {smallest} for cyclegan "
+                         f"(the 70x70 PatchGAN shrinks {smallest}x{smallest} to one score and "
+                         f"anything smaller to nothing; the generator halves it twice); got {r}")
+    load = cfg.get("load_size")
+    if load is not None:
+        if isinstance(load, bool) or not isinstance(load, int) or load < 1:
+            raise ValueError(f"--load-size must be a positive integer; got {load!r}")
+        if pre == "resize_and_crop" and load < r:
+            raise ValueError(f"--load-size {load} is smaller than the {r}x{r} crop (--resolution); "
+                             f"the crop must fit inside the loaded image")
+    _validate_cyclegan_data(cfg)
+
+
+def _validate_cyclegan_data(cfg: dict) -> None:
+    from ..data import BUNDLED_NAMES
+    from ..data.folder import check_image_folder, domain_folders
+
+    data, data_b = cfg.get("data"), cfg.get("data_b")
+    try:
+        if data_b:
+            if not data:
+                raise ValueError("--data-b needs --data (domain A) as well")
+            for flag, path in (("--data", data), ("--data-b", data_b)):
+                try:
+                    check_image_folder(path)
+                except (ValueError, OSError) as e:
+                    raise ValueError(f"{flag}: {e}") from None
+            return
+        if data is None or data.strip().lower().replace("_", "-") == "emoji-skin-tones":
+            return
+        if data.strip().lower().replace("_", "-") in BUNDLED_NAMES:
+            raise ValueError(f"--data {data!r} is one domain: give --data-b for domain B, use "
+                             "emoji-skin-tones, or a folder with trainA/ and trainB/")
+        domain_folders(data, "train")
+    except (ValueError, OSError) as e:
+        text = str(e)
+        raise ValueError(text if text.startswith("--data") else f"--data: {text}") from None
 
 
 def _validate_progan(cfg: dict) -> None:

@@ -10,6 +10,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from pygan.data import ImageFolderDataset, UnreadableImageWarning, folder_domains
+from pygan.data.folder import check_image_folder, domain_folders
 
 
 def _save(path, size=(20, 20), color=(200, 30, 30), mode="RGB"):
@@ -143,6 +144,47 @@ def test_two_domain_folder(tmp_path):
     assert (len(domains.a), len(domains.b)) == (3, 2)
     assert domains.pairs is None and domains.domain_names == ("trainA", "trainB")
     assert domains.a[0][0][0].mean() > domains.b[0][0][0].mean()  # A is the red one
+    assert domain_folders(tmp_path, "test") is None            # no test split: None, not an error
     _save(tmp_path / "testA" / "x.png")
-    with pytest.raises(ValueError, match="exactly two"):
+    with pytest.raises(ValueError, match="has testA/ but no testB/"):
+        folder_domains(tmp_path, 8)                            # a half test split is refused up front
+    _save(tmp_path / "testB" / "y.png")
+    _save(tmp_path / "testB" / "z.png")
+    test = folder_domains(tmp_path, 8, split="test")
+    assert (len(test.a), len(test.b)) == (1, 2) and test.domain_names == ("testA", "testB")
+    assert (len(folder_domains(tmp_path, 8).a), len(folder_domains(tmp_path, 8).b)) == (3, 2)
+
+
+def test_two_plain_subfolders_are_a_and_b_in_name_order(tmp_path):
+    _save(tmp_path / "zebras" / "1.png")
+    _save(tmp_path / "horses" / "1.png")
+    _save(tmp_path / "horses" / "2.png")
+    d = folder_domains(tmp_path, 8)
+    assert d.domain_names == ("horses", "zebras") and (len(d.a), len(d.b)) == (2, 1)
+    assert domain_folders(tmp_path, "test") is None
+    _save(tmp_path / "third" / "1.png")
+    with pytest.raises(ValueError, match="exactly two subfolders"):
         folder_domains(tmp_path, 8)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda r: _save(r / "trainA" / "1.png"), "has trainA/ but no trainB/"),
+    (lambda r: _save(r / "trainB" / "1.png"), "has trainB/ but no trainA/"),
+    (lambda r: (_save(r / "testA" / "1.png"), _save(r / "testB" / "1.png")), "no trainA/ and trainB/"),
+    (lambda r: (_save(r / "trainA" / "1.png"), (r / "trainB").mkdir()), r"trainB holds no images"),
+    (lambda r: (r / "notes.txt").write_text("x"), "found 0"),
+])
+def test_bad_two_domain_layouts_name_the_folder(tmp_path, make, message):
+    make(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        domain_folders(tmp_path)
+
+
+def test_check_image_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        check_image_folder(tmp_path / "missing")
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(ValueError, match="holds no images"):
+        check_image_folder(tmp_path)
+    _save(tmp_path / "deep" / "1.png")
+    assert check_image_folder(tmp_path) == str(tmp_path)

@@ -10,7 +10,7 @@ TINY = {
              "--critic-steps", "2"],
     "wgan-gp": ["--resolution", "16", "--base-channels", "4", "--latent-dim", "8", "--batch-size", "8",
                 "--critic-steps", "2"],
-    "cyclegan": ["--resolution", "32", "--base-channels", "4", "--num-blocks", "1", "--batch-size", "2"],
+    "cyclegan": ["--resolution", "32", "--ngf", "4", "--ndf", "4", "--num-blocks", "1", "--batch-size", "2"],
     # 8x8 final: 16 images at 4x4, then 16 fading in and 16 stable at 8x8 = 12 steps of 4
     "progan": ["--resolution", "8", "--fmap-base", "16", "--fmap-max", "8", "--latent-dim", "8",
                "--batch-size", "4", "--fade-kimg", "0.016", "--stable-kimg", "0.016"],
