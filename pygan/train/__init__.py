@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     from .runner import run
     try:
         cfg = resolve(argv)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError) as e:
         print(f"python -m pygan.train: error: {e}", file=sys.stderr)
         return 2
     return run(cfg, trainer_class(cfg["model"]))

@@ -411,6 +411,9 @@ def validate(cfg: dict) -> dict:
         if value is not None and not (isinstance(value, (int, float)) and value > 0):
             raise ValueError(f"--{key.replace('_', '-')} must be a positive number; got {value!r}")
     _validate_evaluation(cfg)
+    _validate_general(cfg)
+    if cfg["model"] in SMALL_GANS:
+        _validate_small_gan(cfg)
     if cfg["model"] == "progan":
         _validate_progan(cfg)
     if cfg["model"] == "cyclegan":
@@ -546,6 +549,114 @@ def _validate_progan(cfg: dict) -> None:
         if not (isinstance(lr, (int, float)) and lr > 0) or q_int < 4 or q_int & (q_int - 1):
             raise ValueError(f"lr_dict: expected 'resolution': learning rate > 0 with resolutions "
                              f"powers of two >= 4; got {q!r}: {lr!r}")
+
+
+#: The models of ``loop_gan`` and ``loop_wgan``.
+SMALL_GANS = ("gan", "dcgan", "lsgan", "wgan", "wgan-gp")
+
+
+def _number(cfg: dict, key: str, low: float, strict: bool, kind=(int, float)) -> None:
+    """``cfg[key]`` (when present) must be a ``kind`` above ``low`` (or at least it)."""
+    if key not in cfg:
+        return
+    value = cfg[key]
+    ok = not isinstance(value, bool) and isinstance(value, kind) and (value > low if strict else value >= low)
+    if not ok:
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"--{key.replace('_', '-')} must be {what} {'>' if strict else '>='} "
+                         f"{low:g}; got {value!r}")
+
+
+def _validate_general(cfg: dict) -> None:
+    """Options every model shares, checked before any work starts: ops backend and device that
+    can run here, channels, Adam betas, a global batch the torchrun processes can split, and a
+    --data that is a bundled name or a folder holding images (CycleGAN checks its own data)."""
+    import torch
+
+    from .. import ops
+
+    backend = cfg["backend"]
+    report = ops.available_backends()
+    if backend not in report:
+        raise ValueError(f"--backend must be one of {', '.join(report)}; got {backend!r}")
+    if not report[backend]:
+        raise ValueError(f"--backend {backend} cannot run here: {report[backend].reason}")
+    device = str(cfg["device"])
+    try:
+        parsed = None if device == "auto" else torch.device(device)
+    except RuntimeError:
+        parsed = False
+    if parsed is False or (parsed is not None and parsed.type not in ("cpu", "cuda")):
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N; got {device!r}")
+    if parsed is not None and parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA "
+                             "device(s)")
+    if cfg.get("channels") not in (None, 1, 3):
+        raise ValueError(f"--channels must be 1 or 3 (default: the data set's own); got {cfg['channels']!r}")
+    betas = cfg.get("betas")
+    if betas is not None and not (isinstance(betas, (list, tuple)) and len(betas) == 2 and all(
+            not isinstance(b, bool) and isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+        raise ValueError(f"--betas must be two numbers in [0, 1) ('beta1,beta2'); got {betas!r}")
+    _number(cfg, "latent_dim", 1, False, int)
+    if isinstance(cfg.get("seed"), bool) or not isinstance(cfg.get("seed"), int) or cfg["seed"] < 0:
+        raise ValueError(f"--seed must be an integer >= 0; got {cfg.get('seed')!r}")
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    batch = cfg.get("batch_size")
+    if batch is not None and world > 1 and batch % world:
+        raise ValueError(f"--batch-size {batch} must be divisible by the {world} processes "
+                         "(the global minibatch is split evenly over the ranks)")
+    if cfg["model"] != "cyclegan":
+        _check_data_folder(cfg.get("data"))
+
+
+def _check_data_folder(data) -> None:
+    """A --data that is not a bundled name must be a folder with at least one image file in it
+    (found by name; nothing is decoded, so this costs no more than listing the folder)."""
+    if data is None:
+        return
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    from ..data import BUNDLED_NAMES
+
+    if str(data).strip().lower().replace("_", "-") in BUNDLED_NAMES:
+        return
+    path = os.path.abspath(os.path.expanduser(str(data)))
+    if not os.path.exists(path):
+        raise ValueError(f"--data {data!r} is neither a bundled data set ({', '.join(BUNDLED_NAMES)}) "
+                         f"nor an existing folder ({path})")
+    if not os.path.isdir(path):
+        raise ValueError(f"--data must be a folder of images or a bundled name; {path} is a file")
+    for _, dirnames, filenames in os.walk(path, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if any(not f.startswith(".") and f.lower().endswith(IMG_EXTENSIONS) for f in filenames):
+            return
+    raise ValueError(f"--data {path} holds no images (looked for {', '.join(IMG_EXTENSIONS)} "
+                     "files, in subfolders too)")
+
+
+def _validate_small_gan(cfg: dict) -> None:
+    """gan, dcgan, lsgan, wgan, wgan-gp: the sizes their networks accept and their loss options.
+
+    DCGAN-shaped networks (dcgan, lsgan, wgan, wgan-gp) halve a power-of-two image with 4x4
+    stride-2 convolutions down to 4x4, so they need a power of two >= 16; the MLP (gan) takes
+    any size. SWD and MS-SSIM need 16x16 images, so below that they cannot pick best.pt."""
+    model, r = cfg["model"], cfg["resolution"]
+    if model != "gan" and (r < 16 or r & (r - 1)):
+        raise ValueError(f"--resolution must be a power of two >= 16 for {model} (its 4x4 "
+                         f"stride-2 convolutions halve the image down to 4x4); got {r}")
+    _number(cfg, "width", 0, True)
+    _number(cfg, "base_channels", 1, False, int)
+    _number(cfg, "critic_steps", 1, False, int)
+    _number(cfg, "clip", 0, True)
+    _number(cfg, "gp_lambda", 0, False)
+    if "critic_norm" in cfg and cfg["critic_norm"] not in ("layer", "none"):
+        raise ValueError(f"--critic-norm must be layer or none; got {cfg['critic_norm']!r}")
+    if r < 16 and cfg["eval_every"] and cfg["best_metric"] in ("swd", "msssim"):
+        raise ValueError(f"--best-metric {cfg['best_metric']} needs images of at least 16x16 "
+                         f"(--resolution is {r}); choose fid, kid or pr's keys")
 
 
 def _validate_evaluation(cfg: dict) -> None:

@@ -10,17 +10,16 @@ from __future__ import annotations
 import torch
 
 from .. import losses
-from ..data import get_dataset
 from ..models import dcgan, gan
 from . import distributed
 from .batches import Batches
-from .runner import Trainer
+from .runner import Trainer, open_data
 
 
 class GANTrainer(Trainer):
     def __init__(self, cfg, device, rank, world_size):
         super().__init__(cfg, device, rank, world_size)
-        data = get_dataset(cfg["data"] or "mnist", cfg["resolution"], cfg["channels"])
+        data = open_data(cfg, "mnist")
         c = data[0][0].shape[0]
         r, latent = cfg["resolution"], cfg["latent_dim"]
         if cfg["model"] == "gan":

@@ -11,18 +11,17 @@ from __future__ import annotations
 import torch
 
 from .. import losses
-from ..data import get_dataset
 from ..models import dcgan, wgan
 from . import distributed
 from .batches import Batches
-from .runner import Trainer
+from .runner import Trainer, open_data
 
 
 class WGANTrainer(Trainer):
     def __init__(self, cfg, device, rank, world_size):
         super().__init__(cfg, device, rank, world_size)
         self.gp = cfg["model"] == "wgan-gp"
-        data = get_dataset(cfg["data"] or "mnist", cfg["resolution"], cfg["channels"])
+        data = open_data(cfg, "mnist")
         c = data[0][0].shape[0]
         r, latent = cfg["resolution"], cfg["latent_dim"]
         self.G = self.place(dcgan.Generator(r, latent, c, cfg["base_channels"]))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import signal
 import sys
 import time
@@ -413,6 +414,57 @@ class Run:
             self.monitor.scalars(scalars, t.step)
 
 
+def open_data(cfg: dict, default: str, **kwargs):
+    """The run's training images (``--data``, else the bundled ``default``) via
+    :func:`pygan.data.get_dataset`; a set that cannot be read is a ValueError naming --data."""
+    from ..data import get_dataset
+
+    name = cfg["data"] or default
+    try:
+        return get_dataset(name, cfg["resolution"], cfg["channels"], **kwargs)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"--data {name}: {e}") from None
+
+
+def resume_command(cfg: dict, world_size: int = 1) -> str:
+    """The command that continues this run from its latest checkpoint."""
+    launcher = (f"torchrun --nproc-per-node {world_size} -m pygan.train" if world_size > 1
+                else "python -m pygan.train")
+    return f"{launcher} {cfg['model']} --resume {shlex.quote(os.path.abspath(cfg['out']))}"
+
+
+def where_it_lives(cfg: dict, world_size: int = 1) -> str:
+    """What a run prints before its first step (before the progress bar): its directory, how to
+    watch it in TensorBoard, and how to continue it after a stop."""
+    run_dir = os.path.abspath(cfg["out"])
+    lines = [f"run directory: {run_dir}  (config.json, grids/, checkpoints/"
+             + (", eval.jsonl" if cfg.get("eval_every") else "") + ")"]
+    if cfg.get("tensorboard"):
+        lines.append(f"watch it:      tensorboard --logdir {shlex.quote(os.path.join(run_dir, 'tensorboard'))}")
+    lines.append(f"resume it:     {resume_command(cfg, world_size)}")
+    return "\n".join(lines)
+
+
+def preflight(cfg: dict) -> None:
+    """What can be said about the run directory before anything is built: ``--resume`` needs a
+    checkpoint in it, a new run needs an ``--out`` without one."""
+    found = checkpoint.latest(cfg["out"])
+    if cfg.get("resume"):
+        if found is None:
+            raise FileNotFoundError(f"--resume: {cfg['out']} holds no checkpoint to resume from")
+    elif found is not None:
+        raise FileExistsError(f"--out {cfg['out']} already holds checkpoints: continue it with "
+                              f"--resume {cfg['out']} or choose another --out")
+
+
+def setup_error(message: object) -> int:
+    """A configuration problem found before training: one line on stderr (argparse's form, no
+    traceback) and exit code 2."""
+    if distributed.env_world()[0] == 0:
+        print(f"python -m pygan.train: error: {message}", file=sys.stderr, flush=True)
+    return 2
+
+
 def select_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -423,8 +475,15 @@ def select_device(name: str) -> torch.device:
 
 
 def run(cfg: dict, trainer_class) -> int:
-    """Set up the process (device, ranks, backend, seeds) and train; returns the exit code."""
-    device = select_device(cfg["device"])
+    """Set up the process (device, ranks, backend, seeds) and train; returns the exit code.
+    Problems with the configuration found while setting up (a run directory that cannot be
+    used, data that cannot be read, a network that rejects its sizes) end the run with one line
+    and exit code 2, as :func:`pygan.train.config.validate` does for those it can find first."""
+    try:
+        preflight(cfg)
+        device = select_device(cfg["device"])
+    except (ValueError, OSError) as e:
+        return setup_error(e)
     rank, world = distributed.init(device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", distributed.env_world()[2])
@@ -435,7 +494,12 @@ def run(cfg: dict, trainer_class) -> int:
         if cfg["deterministic"]:
             torch.use_deterministic_algorithms(True)
         torch.manual_seed(cfg["seed"] * 1000 + rank)
-        trainer = trainer_class(cfg, device, rank, world)
+        if rank == 0:   # before the data is read and long before the progress bar
+            print(where_it_lives(cfg, world), flush=True)
+        try:
+            trainer = trainer_class(cfg, device, rank, world)
+        except (ValueError, OSError) as e:
+            return setup_error(e)
         try:
             return Run(trainer, cfg).execute()
         except NonFiniteLossError as e:
