@@ -21,7 +21,7 @@ Discriminator (Table 2, right):
     or over the whole minibatch with None as the paper describes; ``mbstd_averaging`` picks one
     of the Theano code's variants, see :class:`pygan.nn.MinibatchStd`)
 
-LSGAN noise (Appendix A.2 of the paper; ``GDropLayer(mode='prop')`` of the Theano code): with
+LSGAN noise (the paper's LSGAN appendix; ``GDropLayer(mode='prop')`` of the Theano code): with
 ``D.noise_strength`` = s > 0 and D in training mode, the input of every 3x3 convolution and of
 the first dense layer (not fromRGB, not the output layer, as in the Theano D) is multiplied by
 1 + s * sqrt(C) * e, one e ~ N(0, 1) per sample and channel (C the input's channels), the same

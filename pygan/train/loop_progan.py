@@ -6,14 +6,15 @@ schedule, training goes on at the final resolution with alpha 1 until ``--kimg``
 * real images are read at r from the multi-resolution cache (a box-filter pyramid, as the
   official ``dataset_tool.py`` makes), flipped left-right with probability 1/2 each with
   ``--mirror`` (the official ``mirror_augment``), and, while a block fades in, blended with their
-  own 2x2-box-averaged-then-upsampled version by the same alpha (App. A.1: "we also fade in the
-  real images"; the official ``process_reals``), so D never sees sharper reals than G can draw;
+  own 2x2-box-averaged-then-upsampled version by the same alpha (§2 and Figure 2 of the paper: during
+  a transition the real images are interpolated between the two resolutions; the official
+  ``process_reals``), so D never sees sharper reals than G can draw;
 * ``--loss wgan-gp`` (default): critic E[D(G(z))] - E[D(x)] + lambda * GP + eps_drift * E[D(x)^2];
   generator -E[D(G(z))];
 * ``--loss lsgan``: the Theano code's LSGAN, D: E[(D(x) - 1)^2] + w_fake * E[D(G(z))^2], G:
   E[(D(G(z)) - 1)^2] (its real/fake targets were 0/1, a relabelling D -> 1 - D of this form);
   after each D step a <- 0.9 a + 0.1 clip(mean D(x), 0, 1) and D's multiplicative noise
-  strength becomes d_noise * max(0, a - 0.5)^2 (App. A.2), used from the next step on;
+  strength becomes d_noise * max(0, a - 0.5)^2 (the paper's LSGAN appendix), used from the next step on;
 * Adam(lr, betas, eps 1e-8) for both, its moments reset (``--reset-optimizer``) whenever a
   resolution starts fading in and when it starts stabilising, as the official train.py resets
   them when floor(lod) or ceil(lod) changes; the learning rate may depend on the resolution
@@ -69,7 +70,7 @@ def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
-#: The paper's LSGAN noise (App. A.2): running average beta, the level above which noise starts.
+#: The paper's LSGAN noise (its LSGAN appendix): running average beta, the level above which noise starts.
 NOISE_BETA, NOISE_LIMIT = 0.9, 0.5
 
 
