@@ -115,6 +115,44 @@ def test_discriminator_uses_minibatch_stddev_in_groups_of_four(nets):
         D(torch.randn(6, 3, 16, 16, dtype=F64), 1.0, 2)
 
 
+def test_discriminator_stddev_over_the_whole_minibatch():
+    """mbstd_group_size=None (the paper): one statistic over all N samples; any N works."""
+    torch.manual_seed(0)
+    D = progan.Discriminator(**TINY, mbstd_group_size=None).double()
+    assert D.output.minibatch_std.group_size is None
+    x = torch.randn(6, 3, 16, 16, dtype=F64)
+    y = x.clone()
+    y[2] += 1.0
+    changed = (D(x, 1.0, 2) - D(y, 1.0, 2)).abs().flatten() > 1e-12
+    assert changed.all()        # every sample's score sees sample 2 through the statistic
+    seen = []
+    D.output.minibatch_std.register_forward_hook(lambda m, i, o: seen.append(o))
+    D(x, 1.0, 2)
+    h = seen[0][:, :-1]
+    sigma = ((h - h.mean(dim=0)).square().mean(dim=0) + 1e-8).sqrt().mean()
+    torch.testing.assert_close(seen[0][:, -1], sigma.expand(6, 4, 4), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("averaging, extra", [("spatial", 16), ("none", 16), ("gpool", 16), ("flat", 1),
+                                              ("group4", 4)])
+def test_discriminator_takes_the_theano_averaging_variants(averaging, extra):
+    D = progan.Discriminator(**TINY, mbstd_averaging=averaging)
+    assert D.output.conv.in_channels == 16 + extra
+    assert D(torch.randn(8, 3, 8, 8), 0.5, 1).shape == (8, 1)
+
+
+def test_lsgan_noise_only_while_training():
+    torch.manual_seed(0)
+    D = progan.Discriminator(**TINY).double()
+    x = torch.randn(4, 3, 8, 8, dtype=F64)
+    clean = D(x, 1.0, 1)
+    D.noise_strength = 0.1
+    noisy = D(x, 1.0, 1)
+    assert not torch.allclose(noisy, clean)
+    D.eval()
+    torch.testing.assert_close(D(x, 1.0, 1), clean, rtol=0, atol=0)
+
+
 def test_latent_in_either_layout(nets):
     G, _ = nets
     z = torch.randn(4, 8, dtype=F64)
