@@ -28,4 +28,9 @@ TORCH_LIBRARY(pygan, m) {
   m.def("gradient_penalty(Tensor grad, float target) -> (Tensor, Tensor)", tags);
   m.def("gradient_penalty_bwd(Tensor grad_loss, Tensor grad, Tensor norms, float target)"
         " -> Tensor", tags);
+
+  m.def("instance_norm_act(Tensor x, Tensor? weight, Tensor? bias, Tensor? residual,"
+        " float negative_slope, float eps) -> Tensor", tags);
+  m.def("instance_norm_act_bwd(Tensor grad, Tensor x, Tensor? weight, Tensor? bias,"
+        " float negative_slope, float eps) -> (Tensor, Tensor, Tensor)", tags);
 }

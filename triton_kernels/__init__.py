@@ -37,6 +37,12 @@ SCHEMAS = {
                          "gradient_penalty.gradient_penalty"),
     "gradient_penalty_bwd": ("(Tensor grad_loss, Tensor grad, Tensor norms, float target) "
                              "-> Tensor", "gradient_penalty.gradient_penalty_bwd"),
+    "instance_norm_act": ("(Tensor x, Tensor? weight, Tensor? bias, Tensor? residual, "
+                          "float negative_slope, float eps) -> Tensor",
+                          "instance_norm_act.instance_norm_act"),
+    "instance_norm_act_bwd": ("(Tensor grad, Tensor x, Tensor? weight, Tensor? bias, "
+                              "float negative_slope, float eps) -> (Tensor, Tensor, Tensor)",
+                              "instance_norm_act.instance_norm_act_bwd"),
 }
 
 _defined: dict[str, object] = {}
