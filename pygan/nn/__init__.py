@@ -11,6 +11,8 @@
     FadeIn()                                   forward(low, high, alpha)
     LeakyReLU(negative_slope=0.01, inplace=False), ReLU(inplace=False)
     BiasLeakyReLU(channels, negative_slope=0.2, gain=1.0, pixel_norm=False, eps=1e-8)
+    InstanceNormAct(num_features, affine=False, activation=None, negative_slope=0.2, eps=1e-5)
+                                               forward(x, residual=None)
 
 Every layer accepts channels_last inputs and runs under bf16/fp16 autocast.
 """
@@ -18,9 +20,10 @@ Every layer accepts channels_last inputs and runs under bf16/fp16 autocast.
 from .activation import BiasLeakyReLU, LeakyReLU, ReLU
 from .equalized import EqualizedConv2d, EqualizedLinear
 from .fade_in import FadeIn
+from .instance_norm_act import InstanceNormAct
 from .minibatch_std import MinibatchStd
 from .pixel_norm import PixelNorm
 from .ws_conv import WSConv2d
 
-__all__ = ["BiasLeakyReLU", "EqualizedConv2d", "EqualizedLinear", "FadeIn", "LeakyReLU",
+__all__ = ["BiasLeakyReLU", "EqualizedConv2d", "EqualizedLinear", "FadeIn", "InstanceNormAct", "LeakyReLU",
            "MinibatchStd", "PixelNorm", "ReLU", "WSConv2d"]
