@@ -241,3 +241,22 @@ def test_best_checkpoint_keeps_the_highest_psnr_AtoB(tmp_path):
     assert best["step"] == best_row["step"]
     assert best["evaluation"]["best"] == pytest.approx(max(psnr))
     assert [r["step"] for r in rows if r["best"]][-1] == best_row["step"]
+
+
+def test_resume_continues_the_same_crops_flips_and_pool(tmp_path, two_domains):
+    """Stopping after 3 steps and resuming to 6 ends with the weights of an uninterrupted 6-step
+    run: the augmentation generator, both data orders and the pools travel in the checkpoint."""
+    base = ["cyclegan", "--device", "cpu", "--data", str(two_domains), *TINY, "--pool-size", "2",
+            "--deterministic", "true", "--checkpoint-every", "100", "--sample-every", "100"]
+    assert main([*base, "--out", str(tmp_path / "straight"), "--max-steps", "6"]) == 0
+    assert main([*base, "--out", str(tmp_path / "split"), "--max-steps", "3"]) == 0
+    assert main([*base, "--out", str(tmp_path / "split"), "--max-steps", "6", "--resume",
+                 str(tmp_path / "split")]) == 0
+    from pygan.train import checkpoint
+
+    a = torch.load(checkpoint.latest(str(tmp_path / "straight")), weights_only=True)
+    b = torch.load(checkpoint.latest(str(tmp_path / "split")), weights_only=True)
+    assert a["step"] == b["step"] == 6
+    for net, sd in a["nets"].items():
+        for k, v in sd.items():
+            assert torch.equal(v, b["nets"][net][k]), f"{net}.{k}"
