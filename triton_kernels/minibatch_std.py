@@ -51,7 +51,7 @@ def _sigma_partial_kernel(
     mf = pid // K
     m = mf // F
     f = mf % F
-    g_step = M * x_sn                       # from sample g*M+m to (g+1)*M+m
+    g_step = scalar(M, tl.int64) * x_sn     # from sample g*M+m to (g+1)*M+m (64-bit: M*x_sn can pass 2^31)
     inv_g = precise_div(scalar(1.0, ACC), scalar(G, ACC))
     e = scalar(eps, ACC)
     total = tl.full([BLOCK], 0, ACC)
@@ -146,7 +146,7 @@ def _bwd_kernel(
     g_ptrs = (g_ptr + m * g_sn + s * g_ss)[None, :] + c[:, None] * g_sc
     d_ptrs = (dx_ptr + m * d_sn + s * d_ss)[None, :] + c[:, None] * d_sc
     # sample g*M+m of the group is g steps of M samples from sample m
-    x_step = M * x_sn
+    x_step = scalar(M, tl.int64) * x_sn     # 64-bit: M * x_sn can pass 2^31
     mean = tl.full([BLOCK_C, BLOCK_S], 0, ACC)
     xp = x_ptrs
     for g in range(0, G):
@@ -168,8 +168,8 @@ def _bwd_kernel(
         gr = tl.load(gp, mask=mask, other=0.0).to(ACC)
         tl.store(dp, round_to(gr + coef * (x - mean), dx_ptr.dtype.element_ty), mask=mask)
         xp += x_step
-        gp += M * g_sn
-        dp += M * d_sn
+        gp += scalar(M, tl.int64) * g_sn
+        dp += scalar(M, tl.int64) * d_sn
 
 
 def _check(op: str, x: torch.Tensor, G: int, F: int) -> None:
