@@ -1,69 +1,116 @@
 #!/usr/bin/env bash
-# On a GPU machine: build pygan from source against the torch installed there, run every test
-# marked `gpu`, run the GPU op benchmarks and the end-to-end ProGAN / CycleGAN steps, and write a
-# summary JSON (counts, failures, device, torch/triton/CUDA versions, git commit) plus the
-# benchmark JSON to $OUT (default: ./gpu-out).
+# On a GPU machine, in one call that ends inside a global deadline (default 510 s, under the device
+# tool's 10-minute command limit): build pygan, probe it (versions, available_backends(), the ops
+# self-test), run the GPU tests in parallel with per-test timeouts, then small op and end-to-end
+# benchmarks while time is left. Each stage is time boxed from what remains and stopped with
+# SIGINT (then killed after a grace period), so pytest still writes its junit XML and the
+# benchmarks keep the rows they measured (they save after every case). $OUT/gpu-summary.json is
+# rewritten after every stage. At most 6 files land in $OUT:
+#   gpu-summary.json  gpu-check.log  gpu-tests.xml  ops-bench.json  progan-step.json  cyclegan-step.json
 #
-#   bash scripts/gpu_check.sh [COMMIT]      # COMMIT: recorded when the tree has no .git
-#   OPS_S=300 E2E_S=240 bash scripts/gpu_check.sh   # time boxes of the benchmark stages (seconds)
+#   bash scripts/gpu_check.sh [COMMIT]        # COMMIT: recorded (the GPU copy has no .git)
+#   GPU_CHECK_BUDGET_S=300 bash scripts/gpu_check.sh abc123
+#   GPU_CHECK_DRY_RUN=1 bash scripts/gpu_check.sh   # CPU plumbing check (CI runs it): tiny budget,
+#       CPU device, Triton interpreted, a CPU test file in place of the GPU tests, tiny benches
 #
-# Back home: copy $OUT/*.json (but gpu-summary.json as gpu-summary-<date>.json) into
-# benchmarks/results/, then `python -m benchmarks.select_gpu_backends` and `python -m benchmarks.plot`.
+# Back home: copy $OUT's benchmark JSONs into benchmarks/results/, then
+# `python -m benchmarks.select_gpu_backends` and `python -m benchmarks.plot`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-$PWD/gpu-out}
+ROOT=$PWD
+OUT=${OUT:-$ROOT/gpu-out}
 mkdir -p "$OUT"
 COMMIT=${1:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
-export PYTHONUNBUFFERED=1 TORCHINDUCTOR_AUTOGRAD_CACHE=0
+DRY=${GPU_CHECK_DRY_RUN:-0}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
+LOG="$OUT/gpu-check.log"
+export PYTHONUNBUFFERED=1 TORCHINDUCTOR_AUTOGRAD_CACHE=0 PYGAN_GIT_COMMIT="$COMMIT"
+PY=${PYTHON:-python3}
 
-echo "== build (pip install --no-build-isolation -e .)"
-start=$(date +%s)
-python3 -m pip install --no-build-isolation --no-deps -e . > "$OUT/build.log" 2>&1
-build_rc=$?
-echo "build rc=$build_rc in $(( $(date +%s) - start )) s"
-tail -n 5 "$OUT/build.log"
+if [ "$DRY" = 1 ]; then
+    BUDGET=${GPU_CHECK_BUDGET_S:-60}; GRACE=${GPU_CHECK_GRACE_S:-6}; RESERVE=3
+    DEVICE=cpu
+    export TRITON_INTERPRET=1 CUDA_VISIBLE_DEVICES=""
+    BUILD_S=10; PROBE_S=20; OPS_S=12; PROGAN_S=10; CYCLE_S=8; BENCH_RESERVE=30
+    BUILD_CMD=("$PY" -c "print('dry run: no build (the checkout is already built)')")
+    SELFTEST_ARGS=(--op pixel_norm --op fade_in)
+    TEST_CMD=("$PY" -m pytest ${GPU_CHECK_TESTS:-tests/ops/test_triton_blocks.py} -q -p no:cacheprovider
+              --junitxml="$OUT/gpu-tests.xml")
+    OPS_CMD=("$PY" -m benchmarks.ops.run --device cpu --shape 2x8x8x8 --shape 4x16x16x16 --shape 8x32x16x16
+             --dtype float32 --provider reference --provider cpp --out "$OUT/ops-bench.json")
+    PROGAN_CMD=("$PY" -m benchmarks.e2e.bench_progan_step --device cpu --max-resolution 16 --fmap-base 64
+                --batch 2 --provider reference --provider cpp --out "$OUT/progan-step.json")
+    CYCLE_CMD=("$PY" -m benchmarks.e2e.bench_cyclegan_step --device cpu --resolution 24 --base-channels 4
+               --num-blocks 1 --provider reference --provider cpp --out "$OUT/cyclegan-step.json")
+else
+    BUDGET=${GPU_CHECK_BUDGET_S:-510}; GRACE=${GPU_CHECK_GRACE_S:-25}; RESERVE=5
+    DEVICE=cuda
+    BUILD_S=${BUILD_S:-300}; PROBE_S=${PROBE_S:-90}; OPS_S=${OPS_S:-60}; PROGAN_S=${PROGAN_S:-45}
+    CYCLE_S=${CYCLE_S:-30}; BENCH_RESERVE=${BENCH_RESERVE:-90}
+    export MAX_JOBS=${MAX_JOBS:-$(nproc)} FORCE_CUDA=1 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+    BUILD_CMD=("$PY" -m pip install --no-build-isolation --no-deps -e .)
+    SELFTEST_ARGS=()
+    XDIST=(); TIMEOUT=()
+    "$PY" -c "import xdist" 2>/dev/null && XDIST=(-n "${GPU_CHECK_WORKERS:-8}")
+    "$PY" -c "import pytest_timeout" 2>/dev/null && TIMEOUT=(--timeout "${GPU_CHECK_TEST_TIMEOUT_S:-120}")
+    TEST_CMD=("$PY" -m pytest ${GPU_CHECK_TESTS:-tests/ops/test_gpu.py} -m gpu -q -p no:cacheprovider
+              "${XDIST[@]}" "${TIMEOUT[@]}" --junitxml="$OUT/gpu-tests.xml")
+    OPS_CMD=("$PY" -m benchmarks.ops.run --device cuda --shape 16x512x16x16 --shape 16x128x64x64
+             --shape 16x3x256x256 --dtype bfloat16 --dtype float32 --channels-last --out "$OUT/ops-bench.json")
+    PROGAN_CMD=("$PY" -m benchmarks.e2e.bench_progan_step --device cuda --dtype bfloat16 --channels-last
+                --max-resolution 128 --out "$OUT/progan-step.json")
+    CYCLE_CMD=("$PY" -m benchmarks.e2e.bench_cyclegan_step --device cuda --dtype bfloat16 --channels-last
+               --resolution 128 --out "$OUT/cyclegan-step.json")
+fi
 
-echo "== pytest -m gpu"
-python3 -m pytest -m gpu tests -q -p no:cacheprovider --junitxml="$OUT/gpu-tests.xml" 2>&1 | tee "$OUT/gpu-tests.log" | tail -n 30
-test_rc=${PIPESTATUS[0]}
+START=$(date +%s)
+DEADLINE=$((START + BUDGET))
+left() { echo $((DEADLINE - $(date +%s))); }
 
-echo "== op benchmarks"
-timeout "${OPS_S:-420}" python3 -m benchmarks.ops.run --device cuda --dtype bfloat16 --dtype float32 --channels-last --save \
-    2>&1 | tee "$OUT/bench.log" | tail -n 60
+summary() {   # summary STAGE STATUS RC SECONDS
+    "$PY" scripts/gpu_summary.py update --out "$OUT" --work "$WORK" --commit "$COMMIT" --stage "$1" \
+        --status "$2" --rc "$3" --seconds "$4" --deadline "$DEADLINE" >> "$LOG" 2>&1
+}
 
-echo "== end-to-end steps (bf16 + channels_last, paper widths)"
-timeout "${E2E_S:-240}" python3 -m benchmarks.e2e.bench_progan_step --device cuda --dtype bfloat16 --channels-last --save \
-    2>&1 | tee "$OUT/bench-progan.log" | tail -n 12
-timeout "${E2E_S:-240}" python3 -m benchmarks.e2e.bench_cyclegan_step --device cuda --dtype bfloat16 --channels-last --save \
-    2>&1 | tee "$OUT/bench-cyclegan.log" | tail -n 6
-cp benchmarks/results/ops-cuda-*.json benchmarks/results/progan_step-cuda-*.json \
-   benchmarks/results/cyclegan_step-cuda-*.json "$OUT/" 2>/dev/null
+# stage NAME CAP_S [KEEP_S] -- CMD...: run CMD for at most CAP_S seconds and no later than
+# KEEP_S seconds (plus the grace and the summary's reserve) before the deadline; SIGINT at the
+# box's end, SIGKILL GRACE seconds later. Status: done, failed, interrupted, killed or skipped.
+stage() {
+    local name=$1 cap=$2 keep=$3; shift 4
+    local box=$(( $(left) - keep - GRACE - RESERVE ))
+    [ "$box" -gt "$cap" ] && box=$cap
+    if [ "$box" -lt 3 ]; then
+        echo "== $name: skipped ($(left) s left)" | tee -a "$LOG"
+        summary "$name" skipped -1 0
+        return
+    fi
+    echo "== $name (box ${box} s, $(left) s left): $*" | tee -a "$LOG"
+    local t0=$(date +%s)
+    timeout -s INT -k "$GRACE" "$box" "$@" >> "$LOG" 2>&1
+    local rc=$? status=done
+    case $rc in
+        0) status=done ;;
+        124) status=interrupted ;;
+        137) status=killed ;;
+        *) status=failed ;;
+    esac
+    local secs=$(( $(date +%s) - t0 ))
+    echo "== $name: $status (rc $rc) in ${secs} s" | tee -a "$LOG"
+    summary "$name" "$status" "$rc" "$secs"
+}
 
-python3 - "$OUT" "$COMMIT" "$build_rc" "$test_rc" <<'PY'
-import json, sys, datetime, xml.etree.ElementTree as ET
-out, commit, build_rc, test_rc = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-import torch
-try:
-    import triton; triton_version = triton.__version__
-except ImportError:
-    triton_version = None
-summary = dict(commit=commit, date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-               torch=torch.__version__, triton=triton_version, cuda=torch.version.cuda,
-               build_rc=build_rc, pytest_rc=test_rc, tests={}, failures=[])
-try:
-    root = ET.parse(f"{out}/gpu-tests.xml").getroot()
-    suite = root if root.tag == "testsuite" else root.find("testsuite")
-    t = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
-    t["passed"] = t["tests"] - t["failures"] - t["errors"] - t["skipped"]
-    summary["tests"] = t
-    for case in suite.iter("testcase"):
-        for bad in list(case.findall("failure")) + list(case.findall("error")):
-            summary["failures"].append(dict(test=f"{case.get('classname')}::{case.get('name')}",
-                                            message=(bad.get("message") or "")[:500]))
-except (OSError, ET.ParseError) as exc:
-    summary["tests"] = dict(error=f"no junit xml: {exc}")
-with open(f"{out}/gpu-summary.json", "w") as f:
-    json.dump(summary, f, indent=1)
-print(json.dumps({k: summary[k] for k in ("device", "torch", "triton", "cuda", "tests")}, indent=1))
-PY
+echo "gpu_check: commit $COMMIT, budget ${BUDGET} s, dry run $DRY, out $OUT" | tee "$LOG"
+summary start done 0 0
+
+stage build "$BUILD_S" "$BENCH_RESERVE" -- "${BUILD_CMD[@]}"
+stage probe "$PROBE_S" "$BENCH_RESERVE" -- "$PY" scripts/gpu_summary.py probe --work "$WORK" --device "$DEVICE" \
+    "${SELFTEST_ARGS[@]}"
+stage tests 100000 "$BENCH_RESERVE" -- "${TEST_CMD[@]}"
+stage ops_bench "$OPS_S" 0 -- "${OPS_CMD[@]}"
+stage progan_step "$PROGAN_S" 0 -- "${PROGAN_CMD[@]}"
+stage cyclegan_step "$CYCLE_S" 0 -- "${CYCLE_CMD[@]}"
+
+summary end done 0 $(( $(date +%s) - START ))
+rm -rf "$WORK"
+echo "gpu_check: finished in $(( $(date +%s) - START )) s of ${BUDGET} s; files in $OUT: $(ls "$OUT" | tr '\n' ' ')" | tee -a "$LOG"
+"$PY" -c "import json,sys; s=json.load(open(sys.argv[1])); print(json.dumps({k: s.get(k) for k in ('device','torch','triton','cuda','tests','stages')}, indent=1))" "$OUT/gpu-summary.json"

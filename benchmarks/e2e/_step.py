@@ -4,12 +4,14 @@ resolution, peak memory, and the ratios to the eager reference."""
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
 import pygan.ops as ops
-from benchmarks.ops import _bench
+from benchmarks.ops import _bench, cli
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -23,12 +25,40 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--provider", action="append", choices=["reference", "compile", "cpp", "cuda", "triton"])
     p.add_argument("--save", action="store_true", help="write a JSON file under benchmarks/results/")
+    p.add_argument("--out", type=Path, help="rewrite this JSON file after every resolution, so an "
+                   "interrupted run (SIGINT, a time box) keeps what it measured")
     return p
 
 
 def save(name: str, rows: list[dict], device) -> None:
     """Append the run to benchmarks/results/ as ``<name>-<device type>-<date>.json``."""
-    print("wrote", _bench.write_results(name, rows, _bench.environment(device)))
+    print("wrote", _bench.write_results(name, rows, cli.environment(device)))
+
+
+def run_and_save(name: str, run: Callable[[Callable[[list[dict]], None]], list[dict]], args) -> list[dict]:
+    """``run(progress)`` with ``progress(rows)`` rewriting ``args.out`` after every resolution;
+    SIGINT (KeyboardInterrupt) keeps the rows measured so far, saves them and exits with 130."""
+    env = cli.environment(args.device)
+    done: list[dict] = []
+
+    def progress(rows):
+        done[:] = rows
+        if args.out:
+            cli.write_rows(args.out, add_ratios([dict(r) for r in rows]), env, complete=False)
+
+    try:
+        rows = run(progress)
+    except KeyboardInterrupt:
+        print(f"interrupted: keeping the {len(done)} rows measured", file=sys.stderr)
+        if args.out:
+            cli.write_rows(args.out, add_ratios([dict(r) for r in done]), env, complete=False)
+        sys.exit(130)
+    if args.out:
+        cli.write_rows(args.out, rows, env, complete=True)
+        print("wrote", args.out)
+    if args.save:
+        save(name, rows, args.device)
+    return rows
 
 
 def default_providers(device: torch.device) -> list[str]:

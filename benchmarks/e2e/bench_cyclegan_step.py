@@ -41,7 +41,8 @@ from __future__ import annotations
 import torch
 
 import pygan.ops as ops
-from benchmarks.e2e._step import DTYPES, add_ratios, default_providers, parser, save, time_providers
+from benchmarks.e2e._step import (DTYPES, add_ratios, default_providers, parser, run_and_save,
+                                time_providers)
 from pygan import losses
 from pygan.models import cyclegan
 
@@ -92,7 +93,7 @@ def make_step(nets, run_nets, batch, res, device, dtype, channels_last, backend)
     return step
 
 
-def run(args) -> list[dict]:
+def run(args, progress=lambda rows: None) -> list[dict]:
     device = torch.device(args.device)
     providers = args.provider or default_providers(device)
     dtype = DTYPES[args.dtype]
@@ -112,6 +113,7 @@ def run(args) -> list[dict]:
         rows += time_providers(providers, step_for, device, f"{res:>4}^2 batch {batch:>2} blocks {blocks}",
                                batch, bench="cyclegan_step", resolution=res, dtype=args.dtype,
                                channels_last=args.channels_last, base_channels=base, num_blocks=blocks)
+        progress(rows)
     return add_ratios(rows)
 
 
@@ -129,9 +131,7 @@ def main(argv=None) -> None:
         if res < 24 or res % 4:
             p.error(f"--resolution {res}: must be a multiple of 4 (the generator) and at least 24 "
                     "(the PatchGAN's last instance norm needs more than one pixel)")
-    rows = run(args)
-    if args.save:
-        save("cyclegan_step", rows, args.device)
+    run_and_save("cyclegan_step", lambda progress: run(args, progress), args)
 
 
 if __name__ == "__main__":

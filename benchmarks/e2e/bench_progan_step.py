@@ -19,7 +19,8 @@ import math
 import torch
 
 import pygan.ops as ops
-from benchmarks.e2e._step import DTYPES, add_ratios, default_providers, parser, save, time_providers
+from benchmarks.e2e._step import (DTYPES, add_ratios, default_providers, parser, run_and_save,
+                                time_providers)
 from pygan import losses
 from pygan.models import progan
 
@@ -50,7 +51,7 @@ def make_step(G, D, Gc, Dc, batch, steps, device, dtype, channels_last, backend)
     return step
 
 
-def run(args) -> list[dict]:
+def run(args, progress=lambda rows: None) -> list[dict]:
     device = torch.device(args.device)
     providers = args.provider or default_providers(device)
     dtype = DTYPES[args.dtype]
@@ -72,6 +73,7 @@ def run(args) -> list[dict]:
                                bench="progan_step", resolution=res, dtype=args.dtype,
                                channels_last=args.channels_last, fmap_base=args.fmap_base,
                                fmap_max=args.fmap_max)
+        progress(rows)
     return add_ratios(rows)
 
 
@@ -82,9 +84,7 @@ def main() -> None:
     p.add_argument("--fmap-max", type=int, default=512)
     p.add_argument("--batch", type=int, help="default: the paper's minibatch per resolution")
     args = p.parse_args()
-    rows = run(args)
-    if args.save:
-        save("progan_step", rows, args.device)
+    run_and_save("progan_step", lambda progress: run(args, progress), args)
 
 
 if __name__ == "__main__":

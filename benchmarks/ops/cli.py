@@ -7,6 +7,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+from pathlib import Path
 
 import torch
 
@@ -29,7 +33,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--provider", action="append",
                    choices=["reference", "compile", "cpp", "cuda", "triton"])
     p.add_argument("--save", action="store_true", help="write a JSON file under benchmarks/results/")
+    p.add_argument("--out", type=Path, help="rewrite this JSON file after every case (shape x dtype), so "
+                   "an interrupted run (SIGINT, a time box) keeps what it measured")
     return p
+
+
+def environment(device) -> dict:
+    """The results' environment; ``PYGAN_GIT_COMMIT`` names the commit where the tree has no .git
+    (a GPU machine's copy)."""
+    env = _bench.environment(str(device))
+    env["git_commit"] = os.environ.get("PYGAN_GIT_COMMIT") or env["git_commit"]
+    return env
+
+
+def write_rows(path: Path, rows: list[dict], env: dict, complete: bool) -> None:
+    """Write {environment, rows, complete} to ``path`` atomically (a reader never sees half)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(dict(environment=env, complete=complete, rows=rows), indent=1, default=str))
+    tmp.replace(path)
 
 
 def run_benches(benches, args) -> list[dict]:
@@ -38,17 +60,33 @@ def run_benches(benches, args) -> list[dict]:
     dtypes = [getattr(torch, d) for d in (args.dtype or (["float32"] if dev.type == "cpu" else ["float32", "bfloat16"]))]
     bandwidth = _bench.copy_bandwidth(dev)
     print(f"device copy bandwidth: {bandwidth / 1e9:.1f} GB/s (read + write)")
+    env = environment(args.device)
+    env["copy_bandwidth_gbps"] = bandwidth / 1e9
+    out = getattr(args, "out", None)
     rows = []
-    for bench in benches:
-        modes = [m for m in (args.mode or bench.modes) if m in bench.modes]
-        rows += _bench.run(bench, shapes, dtypes, device=dev, modes=modes, providers=args.provider,
-                           channels_last=(False, True) if args.channels_last else (False,),
-                           bandwidth=bandwidth)
+    interrupted = False
+    try:
+        for bench in benches:
+            modes = [m for m in (args.mode or bench.modes) if m in bench.modes]
+            for shape in shapes:          # one case at a time, saved as soon as it is measured
+                for dtype in dtypes:
+                    rows += _bench.run(bench, [shape], [dtype], device=dev, modes=modes,
+                                       providers=args.provider,
+                                       channels_last=(False, True) if args.channels_last else (False,),
+                                       bandwidth=bandwidth)
+                    if out:
+                        write_rows(out, rows, env, complete=False)
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"interrupted: keeping the {len(rows)} rows measured", file=sys.stderr)
+    if out:
+        write_rows(out, rows, env, complete=not interrupted)
+        print("wrote", out)
     _bench.print_table(rows)
     if args.save:
-        env = _bench.environment(args.device)
-        env["copy_bandwidth_gbps"] = bandwidth / 1e9
         print("wrote", _bench.write_results("ops", rows, env))
+    if interrupted:
+        sys.exit(130)
     return rows
 
 
