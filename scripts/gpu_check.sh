@@ -45,9 +45,11 @@ if [ "$DRY" = 1 ]; then
 else
     BUDGET=${GPU_CHECK_BUDGET_S:-510}; GRACE=${GPU_CHECK_GRACE_S:-25}; RESERVE=5
     DEVICE=cuda
-    BUILD_S=${BUILD_S:-300}; PROBE_S=${PROBE_S:-90}; OPS_S=${OPS_S:-60}; PROGAN_S=${PROGAN_S:-45}
-    CYCLE_S=${CYCLE_S:-30}; BENCH_RESERVE=${BENCH_RESERVE:-90}
+    BUILD_S=${BUILD_S:-240}; PROBE_S=${PROBE_S:-60}; OPS_S=${OPS_S:-35}; PROGAN_S=${PROGAN_S:-25}
+    CYCLE_S=${CYCLE_S:-15}; BENCH_RESERVE=${BENCH_RESERVE:-75}
+    FUSED=(--provider reference --provider cuda --provider triton)   # torch.compile: too slow here
     export MAX_JOBS=${MAX_JOBS:-$(nproc)} FORCE_CUDA=1 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+    export PYGAN_REQUIRE_BACKENDS=${PYGAN_REQUIRE_BACKENDS:-cuda,triton}   # a missing one fails the tests
     BUILD_CMD=("$PY" -m pip install --no-build-isolation --no-deps -e .)
     SELFTEST_ARGS=()
     XDIST=(); TIMEOUT=()
@@ -56,11 +58,12 @@ else
     TEST_CMD=("$PY" -m pytest ${GPU_CHECK_TESTS:-tests/ops/test_gpu.py} -m gpu -q -p no:cacheprovider
               "${XDIST[@]}" "${TIMEOUT[@]}" --junitxml="$OUT/gpu-tests.xml")
     OPS_CMD=("$PY" -m benchmarks.ops.run --device cuda --shape 16x512x16x16 --shape 16x128x64x64
-             --shape 16x3x256x256 --dtype bfloat16 --dtype float32 --channels-last --out "$OUT/ops-bench.json")
+             --shape 16x3x256x256 --dtype bfloat16 --dtype float32 --channels-last "${FUSED[@]}"
+             --out "$OUT/ops-bench.json")
     PROGAN_CMD=("$PY" -m benchmarks.e2e.bench_progan_step --device cuda --dtype bfloat16 --channels-last
-                --max-resolution 128 --out "$OUT/progan-step.json")
+                --max-resolution 128 "${FUSED[@]}" --out "$OUT/progan-step.json")
     CYCLE_CMD=("$PY" -m benchmarks.e2e.bench_cyclegan_step --device cuda --dtype bfloat16 --channels-last
-               --resolution 128 --out "$OUT/cyclegan-step.json")
+               --resolution 128 "${FUSED[@]}" --out "$OUT/cyclegan-step.json")
 fi
 
 START=$(date +%s)
