@@ -157,13 +157,15 @@ class Trainer:
 
     def score_sets(self, real: torch.Tensor, fake: torch.Tensor, metrics: tuple[str, ...], seed: int,
                    extractor) -> dict[str, float]:
-        """``metrics`` between image sets ``real`` and ``fake``; SWD is left out for images below
-        its smallest pyramid level (16x16), as at ProGAN's first resolutions."""
+        """``metrics`` between image sets ``real`` and ``fake``; SWD and MS-SSIM are left out for
+        images below their smallest size (16x16: SWD's lowest pyramid level, MS-SSIM's coarsest
+        scale), as at ProGAN's first resolutions or for a small MLP GAN."""
         from ..metrics.evaluate import evaluate_images
-        from ..metrics.swd import MIN_RESOLUTION
+        from ..metrics.msssim import MIN_RESOLUTION as MSSSIM_MIN
+        from ..metrics.swd import MIN_RESOLUTION as SWD_MIN
 
-        if real.shape[-1] < MIN_RESOLUTION:
-            metrics = tuple(m for m in metrics if m != "swd")
+        smallest = {"swd": SWD_MIN, "msssim": MSSSIM_MIN}
+        metrics = tuple(m for m in metrics if min(real.shape[-2:]) >= smallest.get(m, 0))
         if not metrics:
             return {}
         return evaluate_images(real, fake, metrics, extractor=extractor, seed=seed, device=self.device)

@@ -118,3 +118,14 @@ def test_best_checkpoint_of_a_run_is_the_best_step(key, metrics, best_step, tmp_
     for k, v in best["nets"]["G"].items():
         assert torch.equal(v, weights[best_step][k])
     assert any(not torch.equal(v, weights[6][k]) for k, v in best["nets"]["G"].items())
+
+
+def test_metrics_needing_16x16_are_left_out_below_it(tmp_path, tiny):
+    """An 8x8 gan evaluated with fid, swd and msssim: the two that need 16x16 images are left
+    out of each evaluation (not a crash), and FID still picks best.pt."""
+    run = tmp_path / "run"
+    assert main(tiny("gan", run, "--resolution", "8", "--max-steps", "2", "--eval-every", "8",
+                     "--eval-metrics", "fid,swd,msssim", "--best-metric", "fid")) == 0
+    rows = [json.loads(line) for line in (run / "eval.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(set(r["results"]) == {"fid"} for r in rows)
+    assert (run / "checkpoints" / "best.pt").is_file()
