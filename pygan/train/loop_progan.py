@@ -18,7 +18,8 @@ schedule, training goes on at the final resolution with alpha 1 until ``--kimg``
 * Adam(lr, betas, eps 1e-8) for both, its moments reset (``--reset-optimizer``) whenever a
   resolution starts fading in and when it starts stabilising, as the official train.py resets
   them when floor(lod) or ceil(lod) changes; the learning rate may depend on the resolution
-  (``lr_dict``); the grids come from an EMA of G's weights, ema <- beta ema + (1 - beta) G;
+  (``lr_dict``) and ramp up over the first ``lr_rampup_kimg`` thousand images (:func:`lr_rampup`);
+  the grids come from an EMA of G's weights, ema <- beta ema + (1 - beta) G;
 * the minibatch depends on the resolution (``minibatch``, or one ``batch_size``).
 
 When training at a resolution ends, its EMA grid and a checkpoint (``res-XXXX.pt``) are kept.
@@ -27,6 +28,7 @@ When training at a resolution ends, its EMA grid and a checkpoint (``res-XXXX.pt
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +65,14 @@ def mirror(real: torch.Tensor) -> torch.Tensor:
     torch's generator on ``real``'s device; flipped where it is < 0.5)."""
     flip = torch.rand(real.shape[0], device=real.device) < 0.5
     return torch.where(flip.view(-1, 1, 1, 1), real.flip(3), real)
+
+
+def lr_rampup(images_seen: int, rampup_kimg: float) -> float:
+    """exp(-5 (1 - t)^2) with t = images_seen / (1000 rampup_kimg) while t < 1, else 1 (the
+    Theano code's ``misc.rampup``); 1 when ``rampup_kimg`` is 0."""
+    if not rampup_kimg or images_seen >= rampup_kimg * 1000:
+        return 1.0
+    return math.exp(-5.0 * (1.0 - images_seen / (rampup_kimg * 1000)) ** 2)
 
 
 def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
@@ -136,6 +146,7 @@ class ProGANTrainer(Trainer):
             self.reset_optimizers()
         self.phase = phase
         lr = (self.cfg.get("lr_dict") or {}).get(str(phase.resolution), self.cfg["lr"])
+        lr *= lr_rampup(self.images_seen, self.cfg.get("lr_rampup_kimg") or 0.0)
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = lr

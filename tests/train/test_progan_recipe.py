@@ -313,6 +313,8 @@ def test_presets_hold_their_sources_values():
                                   "256": 14, "512": 6, "1024": 3}
     assert (paper["mbstd_group"], paper["lr"], paper["betas"], paper["gp_lambda"], paper["drift"],
             paper["ema_beta"], paper["reset_optimizer"]) == (None, 1e-3, [0.0, 0.99], 10.0, 0.001, 0.999, True)
+    # where the paper is silent: the Theano celeb-hq-1024x1024 config that produced its results
+    assert (paper["kimg"], paper["mirror"], paper["lr_rampup_kimg"]) == (19000.0, True, 40.0)
     assert official["minibatch"] == {"4": 128, "8": 128, "16": 128, "32": 64, "64": 32, "128": 16,
                                      "256": 8, "512": 4, "1024": 4}
     assert (official["mbstd_group"], official["kimg"], official["mirror"], official["lr_dict"]) == \
@@ -320,6 +322,23 @@ def test_presets_hold_their_sources_values():
     # the CPU default stays the reduced run
     cpu = config.preset("progan", False)
     assert (cpu["resolution"], cpu["fade_kimg"], cpu["fmap_base"], cpu["mbstd_group"]) == (32, 20.0, 256, 4)
+
+
+def test_learning_rate_rampup_and_per_resolution_rates(tmp_path):
+    """lr * exp(-5 (1 - n / 32)^2) for the first 32 images (the Theano misc.rampup), then lr;
+    lr_dict's rate at 8x8 from the step that trains at 8x8."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"lr_dict": {"8": 0.002}}))
+    tr = make_trainer(tmp_path, "--lr-rampup-kimg", "0.032", "--config", str(path))
+    for _ in range(12):
+        n = tr.images_seen
+        tr.before_step(StubRun())
+        base = 0.002 if tr.phase.resolution == 8 else 1e-3
+        expected = base * (math.exp(-5 * (1 - n / 32) ** 2) if n < 32 else 1.0)
+        for opt in tr.optimizers.values():
+            assert opt.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-12)
+        tr.train_step()
+        tr.step += 1
 
 
 def test_training_goes_on_at_the_final_resolution_until_kimg(tmp_path):
