@@ -4,7 +4,8 @@ import math
 
 import pytest
 import torch
-from op_harness import BACKEND_PARAMS, DTYPES, check_parity, namespace
+from op_harness import (BACKEND_PARAMS, DTYPES, MEMORY_FORMATS, OPCHECK_DTYPES, assert_op_in_compiled_graph,
+                        check_parity, namespace, namespace_name)
 
 import pygan.ops as ops
 
@@ -52,11 +53,12 @@ def test_gradcheck_and_gradgradcheck(op, backend, settings, memory_format):
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
-def test_opcheck(backend):
+@pytest.mark.parametrize("dtype", OPCHECK_DTYPES, ids=str)
+def test_opcheck(backend, dtype):
     ns = namespace(backend)
-    x = torch.randn(3, 6, 4, 5, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(6, dtype=torch.float64, requires_grad=True)
-    g = torch.randn(3, 6, 4, 5, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(3, 6, 4, 5, dtype=dtype, requires_grad=True)
+    b = torch.randn(6, dtype=dtype, requires_grad=True)
+    g = torch.randn(3, 6, 4, 5, dtype=dtype, requires_grad=True)
     out = ns.bias_lrelu(x, b, 0.5, 0.2, 1.4).detach()
     torch.library.opcheck(ns.bias_lrelu.default, (x, b, 0.5, 0.2, 1.4))
     torch.library.opcheck(ns.bias_lrelu.default, (x, None, 0.5, 0.2, 1.4))
@@ -113,3 +115,55 @@ def test_bad_input(fn, bad, error, match):
     x, bias = kw.pop("x"), kw.pop("bias")
     with pytest.raises(error, match=match):
         fn(x, bias, **kw)
+
+
+@pytest.mark.parametrize("op", FUSED)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+@pytest.mark.parametrize("memory_format", MEMORY_FORMATS)
+def test_compile_runs_the_op(op, backend, memory_format):
+    """torch.compile(fullgraph=True): the op and its _bwd op of the backend are in the compiled
+    forward and backward graphs (not a fallback), and the results match the reference."""
+    fn, ref = FUSED[op]
+    x = torch.randn(4, 8, 6, 6, dtype=torch.float64).contiguous(memory_format=memory_format).requires_grad_()
+    b = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    y, grads = assert_op_in_compiled_graph(lambda t, bb: fn(t, bb, scale=0.5, gain=1.4, backend=backend), (x, b),
+                                           namespace_name(backend), op)
+    ye = ref(x, b, scale=0.5, gain=1.4)
+    grads_e = torch.autograd.grad(ye.square().sum(), (x, b))
+    torch.testing.assert_close(y, ye)
+    for g, ge in zip(grads, grads_e):
+        torch.testing.assert_close(g, ge)
+
+
+# Shapes past the C++ kernels' chunk threshold for the bias-gradient sums (at most kMaxChunks = 256
+# partial sums: bias_lrelu channels inner splits N*S pixel lines, 2*16*17 = 544 -> chunks of 3
+# lines with a short last one; bias_lrelu_pixel_norm splits N * ceil(S / 64) pixel blocks,
+# 3 * ceil(90*100 / 64) = 423 -> chunks of 2), run by two threads.
+@pytest.mark.parametrize("op", FUSED)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("shape, memory_format", [((2, 5, 16, 17), torch.channels_last),
+                                                  ((3, 4, 90, 100), torch.contiguous_format),
+                                                  ((3, 4, 90, 100), torch.channels_last)], ids=str)
+def test_multi_chunk_bias_gradient_matches_reference(op, dtype, shape, memory_format):
+    assert torch.get_num_threads() >= 2
+    fn, ref = FUSED[op]
+    kw = SETTINGS[1]
+    x = torch.randn(shape, dtype=torch.float64).contiguous(memory_format=memory_format)
+    b = torch.randn(shape[1], dtype=torch.float64)
+    check_parity(lambda t, bb: fn(t, bb, backend="cpp", **kw), lambda t, bb: ref(t, bb, **kw), [x, b], dtype,
+                 layouts=False)
+
+
+@pytest.mark.parametrize("op", FUSED)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("scale", [0.0, 0.02])
+def test_bias_gradient_at_zero_and_equalized_lr_scales(op, backend, dtype, scale):
+    """scale == 0 (the activation sees the bias alone; dx = 0, the bias gradient is not) and an
+    equalized-LR scale of 0.02 (a half-precision sum of scale * dz would flush towards zero)."""
+    fn, ref = FUSED[op]
+    kw = dict(scale=scale, gain=math.sqrt(2))
+    x = torch.randn(4, 16, 8, 8, dtype=torch.float64)
+    b = torch.randn(16, dtype=torch.float64)
+    check_parity(lambda t, bb: fn(t, bb, backend=backend, **kw), lambda t, bb: ref(t, bb, **kw), [x, b], dtype,
+                 layouts=False)

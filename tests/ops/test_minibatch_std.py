@@ -2,7 +2,8 @@
 
 import pytest
 import torch
-from op_harness import BACKEND_PARAMS, DTYPES, check_parity, namespace
+from op_harness import (BACKEND_PARAMS, DTYPES, MEMORY_FORMATS, OPCHECK_DTYPES, assert_op_in_compiled_graph,
+                        check_parity, namespace, namespace_name)
 
 import pygan.ops as ops
 
@@ -51,14 +52,20 @@ def test_batch_of_one_is_finite(backend):
     (g,) = torch.autograd.grad(y.sum(), x, create_graph=True)
     (gg,) = torch.autograd.grad(g.sum(), x)
     assert torch.isfinite(y).all() and torch.isfinite(g).all() and torch.isfinite(gg).all()
+    # a group of one sample: every deviation from the group mean is 0, so the statistic is
+    # sqrt(0 + eps) = 1e-4 and does not depend on x: dy/dx is the identity part alone (all ones)
+    # and the second derivative is 0
     torch.testing.assert_close(y[:, 5], torch.full((1, 4, 4), 1e-4, dtype=torch.float64))
+    assert torch.equal(y[:, :5], x)
+    assert torch.equal(g, torch.ones_like(x)) and torch.equal(gg, torch.zeros_like(x))
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
-def test_opcheck(backend):
+@pytest.mark.parametrize("dtype", OPCHECK_DTYPES, ids=str)
+def test_opcheck(backend, dtype):
     ns = namespace(backend)
-    x = torch.randn(8, 6, 4, 5, dtype=torch.float64, requires_grad=True)
-    g = torch.randn(8, 9, 4, 5, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(8, 6, 4, 5, dtype=dtype, requires_grad=True)
+    g = torch.randn(8, 9, 4, 5, dtype=dtype, requires_grad=True)
     torch.library.opcheck(ns.minibatch_std.default, (x, 4, 3, 1e-8))
     torch.library.opcheck(ns.minibatch_std_bwd.default, (g, x, 4, 3, 1e-8))
     xc = x.detach().to(memory_format=torch.channels_last)
@@ -89,3 +96,17 @@ def test_bad_input(bad, error, match):
     kw.update(bad)
     with pytest.raises(error, match=match):
         ops.minibatch_std(kw["x"], kw["group_size"], kw["num_channels"])
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+@pytest.mark.parametrize("memory_format", MEMORY_FORMATS)
+def test_compile_runs_the_op(backend, memory_format):
+    """torch.compile(fullgraph=True): minibatch_std and minibatch_std_bwd of the backend are in
+    the compiled forward and backward graphs (not a fallback), and the results match the reference."""
+    x = torch.randn(8, 6, 4, 4, dtype=torch.float64).contiguous(memory_format=memory_format).requires_grad_()
+    y, (gx,) = assert_op_in_compiled_graph(lambda t: ops.minibatch_std(t, 4, 2, backend=backend), (x,),
+                                           namespace_name(backend), "minibatch_std")
+    ye = ops.minibatch_std_reference(x, 4, 2)
+    (gxe,) = torch.autograd.grad(ye.square().sum(), x)
+    torch.testing.assert_close(y, ye)
+    torch.testing.assert_close(gx, gxe)

@@ -2,7 +2,8 @@
 
 import pytest
 import torch
-from op_harness import BACKEND_PARAMS, DTYPES, check_parity, namespace
+from op_harness import (BACKEND_PARAMS, DTYPES, MEMORY_FORMATS, OPCHECK_DTYPES, assert_op_in_compiled_graph,
+                        check_parity, namespace, namespace_name)
 
 import pygan.ops as ops
 
@@ -29,10 +30,11 @@ def test_gradcheck_and_gradgradcheck(backend, memory_format):
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
-def test_opcheck(backend):
+@pytest.mark.parametrize("dtype", OPCHECK_DTYPES, ids=str)
+def test_opcheck(backend, dtype):
     ns = namespace(backend)
-    x = torch.randn(3, 6, 4, 5, dtype=torch.float64, requires_grad=True)
-    g = torch.randn(3, 6, 4, 5, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(3, 6, 4, 5, dtype=dtype, requires_grad=True)
+    g = torch.randn(3, 6, 4, 5, dtype=dtype, requires_grad=True)
     torch.library.opcheck(ns.pixel_norm.default, (x, 1e-8))
     torch.library.opcheck(ns.pixel_norm_bwd.default, (g, x, 1e-8))
     torch.library.opcheck(ns.pixel_norm.default, (x.detach().to(memory_format=torch.channels_last), 1e-8))
@@ -49,11 +51,19 @@ def test_compile_fullgraph_forward_backward():
     torch.testing.assert_close(gx, gxe)
 
 
-def test_eps_keeps_zero_input_finite():
-    x = torch.zeros(2, 4, 3, 3, requires_grad=True)
-    y = ops.pixel_norm(x)
-    y.sum().backward()
-    assert torch.equal(y, torch.zeros_like(y)) and torch.isfinite(x.grad).all()
+@pytest.mark.parametrize("backend", [pytest.param("reference", id="reference"), *BACKEND_PARAMS])
+@pytest.mark.parametrize("eps", [1e-8, 0.25])
+def test_zero_input_exact_values(backend, eps):
+    """At x = 0: y = 0, and dx = r * (g - y * mean(g * y)) = g / sqrt(eps) exactly (so eps keeps
+    it finite); the second derivative of <y, g> is 0 there (every term has a factor x or y)."""
+    x = torch.zeros(2, 4, 3, 3, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 4, 3, 3, dtype=torch.float64)
+    y = ops.pixel_norm(x, eps, backend=backend)
+    (dx,) = torch.autograd.grad(y, x, g, create_graph=True)
+    (ddx,) = torch.autograd.grad(dx, x, torch.ones_like(dx))
+    assert torch.equal(y.detach(), torch.zeros_like(x))
+    torch.testing.assert_close(dx.detach(), g / eps ** 0.5, rtol=1e-15, atol=0)
+    assert torch.equal(ddx, torch.zeros_like(x))
 
 
 @pytest.mark.parametrize("bad, error, match", [
@@ -66,3 +76,17 @@ def test_eps_keeps_zero_input_finite():
 def test_bad_input(bad, error, match):
     with pytest.raises(error, match=match):
         bad()
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+@pytest.mark.parametrize("memory_format", MEMORY_FORMATS)
+def test_compile_runs_the_op(backend, memory_format):
+    """torch.compile(fullgraph=True): pixel_norm and pixel_norm_bwd of the backend are in the
+    compiled forward and backward graphs (not a fallback), and the results match the reference."""
+    x = torch.randn(4, 8, 6, 6, dtype=torch.float64).contiguous(memory_format=memory_format).requires_grad_()
+    y, (gx,) = assert_op_in_compiled_graph(lambda t: ops.pixel_norm(t, backend=backend), (x,),
+                                           namespace_name(backend), "pixel_norm")
+    ye = ops.pixel_norm_reference(x)
+    (gxe,) = torch.autograd.grad(ye.square().sum(), x)
+    torch.testing.assert_close(y, ye)
+    torch.testing.assert_close(gx, gxe)
