@@ -112,6 +112,7 @@ ChannelOf channel_of(const at::Tensor& t) {
 
 at::Tensor bias_lrelu_cuda(const at::Tensor& x_, const std::optional<at::Tensor>& bias_, double scale,
                            double slope, double gain) {
+  cuda::check_same_device("bias_lrelu", {{"x", &x_}, {"bias", bias_ ? &*bias_ : nullptr}});
   check_x_bias(x_, bias_, "bias_lrelu");
   const c10::cuda::CUDAGuard guard(x_.device());
   at::Tensor y = at::empty_like(x_);
@@ -141,10 +142,15 @@ at::Tensor bias_lrelu_cuda(const at::Tensor& x_, const std::optional<at::Tensor>
 
 std::tuple<at::Tensor, at::Tensor> bias_lrelu_bwd_cuda(const at::Tensor& grad_, const at::Tensor& out_,
                                                        double scale, double slope, double gain, bool bias_grad) {
+  cuda::check_same_device("bias_lrelu_bwd", {{"grad", &grad_}, {"out", &out_}});
   TORCH_CHECK(grad_.sizes() == out_.sizes() && grad_.scalar_type() == out_.scalar_type(),
               "pygan::bias_lrelu_bwd: grad must match out in shape and dtype");
   check_x_bias(out_, std::nullopt, "bias_lrelu_bwd");
   const c10::cuda::CUDAGuard guard(grad_.device());
+  if (cuda::wants_float_bias_grad(grad_, bias_grad) && grad_.numel() > 0) {
+    auto [dx32, db] = bias_lrelu_bwd_cuda(grad_.to(at::kFloat), out_.to(at::kFloat), scale, slope, gain, true);
+    return {dx32.to(grad_.scalar_type()), db.to(grad_.scalar_type())};
+  }
   at::Tensor dx = at::empty_like(grad_);
   if (grad_.numel() == 0) return {dx, at::zeros({bias_grad ? grad_.size(1) : 0}, grad_.options())};
   // With scale == 0, dx is zero and carries no dz: compute dz (scale 1) for the bias sum instead.
@@ -167,7 +173,7 @@ std::tuple<at::Tensor, at::Tensor> bias_lrelu_bwd_cuda(const at::Tensor& grad_, 
       d.finish();
     }
   });
-  at::Tensor db = bias_grad ? cuda::bias_grad_from_dx(dx, kernel_scale) : at::empty({0}, grad_.options());
+  at::Tensor db = bias_grad ? cuda::bias_grad_from_dx(dx, kernel_scale, dx.scalar_type()) : at::empty({0}, grad_.options());
   if (kernel_scale != scale) dx.zero_();
   return {dx, db};
 }

@@ -128,13 +128,45 @@ DeviceScalar<acc_t> device_scalar(const at::Tensor& t, at::Tensor& keep_alive) {
   return s;
 }
 
-// The per-channel bias gradient sum_{n, s} dz from dx = scale * dz: one deterministic ATen
-// reduction (accumulating in float32 or float64), divided by scale.
-inline at::Tensor bias_grad_from_dx(const at::Tensor& dx, double scale) {
+// The per-channel bias gradient sum_{n, s} dz from dx = scale * dz computed in float32 or float64:
+// one deterministic ATen reduction, divided by scale, then cast to the op's dtype. Half-precision
+// ops compute dx in float32 for this (see wants_float_bias_grad): a sum of the float16 products
+// round(scale * dz) flushes towards zero with equalized-LR scales (~0.02), where the CPU and
+// Triton kernels sum dz itself in float32.
+inline at::Tensor bias_grad_from_dx(const at::Tensor& dx, double scale, at::ScalarType out_dtype) {
+  TORCH_INTERNAL_ASSERT(dx.scalar_type() == at::kFloat || dx.scalar_type() == at::kDouble,
+                        "bias_grad_from_dx needs dx in float32 or float64");
   std::vector<int64_t> dims{0};
   for (int64_t d = 2; d < dx.dim(); ++d) dims.push_back(d);
-  const auto acc = at::toOpMathType(dx.scalar_type());
-  return dx.sum(dims, /*keepdim=*/false, acc).mul_(1.0 / scale).to(dx.scalar_type());
+  return dx.sum(dims).mul_(1.0 / scale).to(out_dtype);
+}
+
+// A half-precision backward that also returns the bias gradient runs in float32 (inputs cast up,
+// dx cast back down: the kernels compute in float32 for half types anyway, so dx has the same
+// bits), so that the bias gradient sums float32 values.
+inline bool wants_float_bias_grad(const at::Tensor& t, bool bias_grad) {
+  return bias_grad && (t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16);
+}
+
+// Every tensor argument of a CUDA op must be on the first one's device: the dispatcher picks the
+// CUDA kernel when any argument is a CUDA tensor, and a pointer into another device's (or the
+// host's) memory would be an illegal memory access instead of an error. A null entry (an absent
+// optional) is skipped; `cpu_scalar_ok` lets 0-dim CPU tensors through (read on the host).
+struct NamedTensor {
+  const char* name;
+  const at::Tensor* t;
+};
+
+inline void check_same_device(const char* op, std::initializer_list<NamedTensor> ts, bool cpu_scalar_ok = false) {
+  const NamedTensor& first = *ts.begin();
+  TORCH_CHECK(first.t->is_cuda(), "pygan::", op, " (CUDA): ", first.name, " must be a CUDA tensor, got one on ",
+              first.t->device());
+  for (const NamedTensor& a : ts) {
+    if (a.t == nullptr || !a.t->defined()) continue;
+    if (cpu_scalar_ok && a.t->dim() == 0 && a.t->is_cpu()) continue;
+    TORCH_CHECK(a.t->device() == first.t->device(), "pygan::", op, ": ", a.name, " is on ", a.t->device(), " but ",
+                first.name, " is on ", first.t->device(), "; all tensor arguments must be on the same device");
+  }
 }
 
 }  // namespace cuda

@@ -293,6 +293,7 @@ at::Tensor fade_in_cuda(const at::Tensor& low, const at::Tensor& high, const at:
   const bool up = low.sizes() != high.sizes();
   TORCH_CHECK(!up || (low.size(0) == N && low.size(1) == C && low.size(2) * 2 == H && low.size(3) * 2 == W),
               "pygan::fade_in: low must be high's shape or half its spatial size, got ", low.sizes(), " and ", high.sizes());
+  cuda::check_same_device("fade_in", {{"high", &high}, {"low", &low}, {"alpha", &alpha_t}}, /*cpu_scalar_ok=*/true);
   const c10::cuda::CUDAGuard guard(high.device());
   at::Tensor out = at::empty_like(high);
   if (out.numel() == 0) return out;
@@ -327,6 +328,7 @@ std::tuple<at::Tensor, at::Tensor> fade_in_bwd_cuda(const at::Tensor& grad, cons
   TORCH_CHECK(alpha_t.dim() == 0 && alpha_t.is_floating_point(), "pygan::fade_in_bwd: alpha must be a 0-dim float tensor");
   const int64_t N = grad.size(0), C = grad.size(1), H = grad.size(2), W = grad.size(3);
   const int shift = upsampled ? 1 : 0;
+  cuda::check_same_device("fade_in_bwd", {{"grad", &grad}, {"alpha", &alpha_t}}, /*cpu_scalar_ok=*/true);
   const c10::cuda::CUDAGuard guard(grad.device());
   at::Tensor d_high = at::empty_like(grad);
   at::Tensor d_low = empty_in_layout_of({N, C, H >> shift, W >> shift}, grad);

@@ -83,6 +83,7 @@ __global__ void scale_rows(const T* __restrict__ g, const acc_t* __restrict__ co
 std::tuple<at::Tensor, at::Tensor> gradient_penalty_cuda(const at::Tensor& grad_, double target) {
   TORCH_CHECK(grad_.dim() >= 1 && grad_.size(0) >= 1 && grad_.is_floating_point(),
               "pygan::gradient_penalty: grad must be a floating-point (N, ...) tensor with N >= 1");
+  cuda::check_same_device("gradient_penalty", {{"grad", &grad_}});
   const c10::cuda::CUDAGuard guard(grad_.device());
   const at::Tensor grad = as_rows(grad_);
   const int64_t N = grad.size(0), K = grad.numel() / N, chunks = std::max<int64_t>(1, ceil_div(K, kChunk));
@@ -107,6 +108,8 @@ at::Tensor gradient_penalty_bwd_cuda(const at::Tensor& grad_loss, const at::Tens
   TORCH_CHECK(grad_loss.numel() == 1, "pygan::gradient_penalty_bwd: grad_loss must be a scalar");
   TORCH_CHECK(norms.dim() == 1 && norms.size(0) == grad_.size(0) && norms.scalar_type() == at::toOpMathType(grad_.scalar_type()),
               "pygan::gradient_penalty_bwd: norms must be (N,) in the accumulation dtype");
+  cuda::check_same_device("gradient_penalty_bwd", {{"grad", &grad_}, {"norms", &norms}, {"grad_loss", &grad_loss}},
+                          /*cpu_scalar_ok=*/true);
   const c10::cuda::CUDAGuard guard(grad_.device());
   const at::Tensor grad = as_rows(grad_);
   at::Tensor out = at::empty_like(grad_);

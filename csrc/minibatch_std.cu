@@ -75,6 +75,7 @@ void check_args(const at::Tensor& x, int64_t G, int64_t F, const char* op) {
 
 at::Tensor minibatch_std_cuda(const at::Tensor& x_, int64_t G, int64_t F, double eps) {
   check_args(x_, G, F, "minibatch_std");
+  cuda::check_same_device("minibatch_std", {{"x", &x_}});
   const c10::cuda::CUDAGuard guard(x_.device());
   const int64_t N = x_.size(0), C = x_.size(1), H = x_.size(2), W = x_.size(3), M = N / G;
   at::Tensor out = empty_in_layout_of({N, C + F, H, W}, x_);
@@ -103,6 +104,7 @@ at::Tensor minibatch_std_bwd_cuda(const at::Tensor& grad_, const at::Tensor& x_,
   TORCH_CHECK(grad_.dim() == 4 && grad_.size(0) == N && grad_.size(1) == C + F && grad_.size(2) == H &&
                   grad_.size(3) == W && grad_.scalar_type() == x_.scalar_type(),
               "pygan::minibatch_std_bwd: grad must be (N, C + num_channels, H, W) with x's dtype");
+  cuda::check_same_device("minibatch_std_bwd", {{"grad", &grad_}, {"x", &x_}});
   const c10::cuda::CUDAGuard guard(x_.device());
   NCS xv, gv;
   const at::Tensor x = ncs_input(x_, xv), grad = ncs_input(grad_, gv);

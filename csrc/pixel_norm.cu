@@ -10,6 +10,7 @@ cuda::Act<acc_t> identity() { return cuda::Act<acc_t>{acc_t(1), acc_t(1), acc_t(
 at::Tensor pixel_norm_cuda(const at::Tensor& x_, double eps) {
   TORCH_CHECK(x_.dim() >= 2 && x_.is_floating_point(), "pygan::pixel_norm: x must be a floating-point "
               "(N, C, *spatial) tensor, got ", x_.sizes());
+  cuda::check_same_device("pixel_norm", {{"x", &x_}});
   const c10::cuda::CUDAGuard guard(x_.device());
   NCS xv;
   const at::Tensor x = ncs_input(x_, xv);
@@ -26,6 +27,7 @@ at::Tensor pixel_norm_cuda(const at::Tensor& x_, double eps) {
 at::Tensor pixel_norm_bwd_cuda(const at::Tensor& grad_, const at::Tensor& x_, double eps) {
   TORCH_CHECK(grad_.sizes() == x_.sizes() && grad_.scalar_type() == x_.scalar_type() && x_.dim() >= 2,
               "pygan::pixel_norm_bwd: grad must match x in shape and dtype");
+  cuda::check_same_device("pixel_norm_bwd", {{"grad", &grad_}, {"x", &x_}});
   const c10::cuda::CUDAGuard guard(x_.device());
   NCS gv, xv;
   const at::Tensor grad = ncs_input(grad_, gv), x = ncs_input(x_, xv);

@@ -256,3 +256,52 @@ def test_cuda_graph_capture_and_replay_of_a_step_with_every_op(backend):
     for c, f in zip(captured, fresh):
         torch.testing.assert_close(c, f)
     assert not torch.equal(eager[0], fresh[0])   # the replay really used the new inputs
+
+
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+@pytest.mark.parametrize("dtype", LOW_DTYPES + [torch.float64], ids=str)
+@pytest.mark.parametrize("op", ["bias_lrelu", "bias_lrelu_pixel_norm"])
+@pytest.mark.parametrize("scale", [0.0, 0.02])
+def test_bias_gradient_at_zero_and_equalized_lr_scales_on_gpu(backend, dtype, op, scale):
+    """scale == 0 with a bias gradient (the CUDA backward once recomputed the activation with
+    scale 1, so dz and the bias gradient were wrong), and an equalized-LR scale of 0.02, where a
+    float16 bias gradient summed from round(scale * dz) / scale flushes towards zero."""
+    need(backend)
+    fn, ref = getattr(ops, op), getattr(ops, op + "_reference")
+    x = torch.randn(8, 24, 16, 16, dtype=torch.float64)
+    bias = torch.randn(24, dtype=torch.float64)
+    kw = dict(scale=scale, gain=math.sqrt(2))
+    check_parity(lambda t, bb: fn(t, bb, backend=backend, **kw), lambda t, bb: ref(t, bb, **kw),
+                 [x, bias], dtype, device="cuda")
+
+
+@pytest.mark.parametrize("op, args", [
+    ("pixel_norm_bwd", lambda d: (torch.randn(2, 3, 4, 4, device=d[0]), torch.randn(2, 3, 4, 4, device=d[1]), 1e-8)),
+    ("bias_lrelu", lambda d: (torch.randn(2, 3, 4, 4, device=d[0]), torch.randn(3, device=d[1]), 1.0, 0.2, 1.0)),
+    ("bias_lrelu_bwd", lambda d: (torch.randn(2, 3, 4, 4, device=d[0]), torch.randn(2, 3, 4, 4, device=d[1]),
+                                  1.0, 0.2, 1.0, True)),
+    ("bias_lrelu_pixel_norm_bwd", lambda d: (torch.randn(2, 3, 4, 4, device=d[0]), torch.randn(2, 3, 4, 4, device=d[1]),
+                                             None, 1.0, 0.2, 1.0, 1e-8, False)),
+    ("minibatch_std_bwd", lambda d: (torch.randn(2, 4, 4, 4, device=d[0]), torch.randn(2, 3, 4, 4, device=d[1]),
+                                     2, 1, 1e-8)),
+    ("fade_in", lambda d: (torch.randn(2, 3, 2, 2, device=d[1]), torch.randn(2, 3, 4, 4, device=d[0]),
+                           torch.tensor(0.3, device=d[0]))),
+    ("gradient_penalty_bwd", lambda d: (torch.tensor(1.0, device=d[0]), torch.randn(2, 3, device=d[0]),
+                                        torch.ones(2, device=d[1]), 1.0)),
+])
+def test_cuda_ops_reject_tensors_on_another_device(op, args):
+    """A direct call of a CUDA op with one tensor on the CPU: a clear error naming the argument,
+    not an illegal memory access (the Python wrappers check devices; the ops must too)."""
+    need("cuda")
+    with pytest.raises(RuntimeError, match=r"is on cpu but .* is on cuda|must be a CUDA tensor"):
+        getattr(torch.ops.pygan, op)(*args(("cuda", "cpu")))
+    torch.cuda.synchronize()   # and nothing illegal was launched
+
+
+def test_compile_fullgraph_with_the_cuda_backend_runs_the_cuda_op():
+    """torch.compile(fullgraph=True) of an op with backend="cuda": the backend probe used to
+    query the dispatcher on every call, which Dynamo cannot trace."""
+    need("cuda")
+    from op_harness import assert_op_in_compiled_graph
+    x = torch.randn(4, 8, 6, 6, device="cuda", requires_grad=True)
+    assert_op_in_compiled_graph(lambda t: ops.pixel_norm(t, backend="cuda"), (x,), "pygan", "pixel_norm")
