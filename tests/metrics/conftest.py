@@ -1,6 +1,6 @@
 """Shared image sets for the metric tests: two disjoint sets of real emoji at 32×32, and the second
 set blurred and with added noise (the degradations every metric must rank: real < blurred < noise).
-Everything runs on one CPU thread and stays small (64 images per set)."""
+Every metric test runs on one CPU thread and stays small (64 images per set)."""
 
 import pytest
 import torch
@@ -9,8 +9,10 @@ import torchvision.transforms.functional as TF
 N = 64
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def _one_thread():
+    # per test, not per session: a session-scoped fixture here kept one thread for everything
+    # collected after tests/metrics (the op tests included) until the session ended
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

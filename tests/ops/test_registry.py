@@ -37,7 +37,8 @@ def test_use_backend_routes_every_op_and_restores(monkeypatch):
         ops.pixel_norm(x), ops.bias_lrelu(x), ops.bias_lrelu_pixel_norm(x), ops.minibatch_std(x)
         ops.fade_in(x[:, :, :2, :2], x, 0.5), ops.gradient_penalty(x)
     assert ops.get_backend() == before
-    assert seen == [(op, "reference") for op in ops.OPS]
+    assert seen == [(op, "reference") for op in ("pixel_norm", "bias_lrelu", "bias_lrelu_pixel_norm",
+                                                 "minibatch_std", "fade_in", "gradient_penalty")]
     seen.clear()
     ops.pixel_norm(x, backend="reference")
     assert seen == [("pixel_norm", "reference")]
@@ -174,3 +175,59 @@ def test_backend_probes_trace_under_fullgraph_compile(name):
     expected = 1.0 if ops.available_backends()[name] else -1.0
     out = torch.compile(f, fullgraph=True, backend="eager")(torch.zeros(2))
     assert torch.equal(out, torch.full((2,), expected))
+
+
+def test_set_backend_changes_what_runs(monkeypatch):
+    """set_backend decides which implementation runs (a set_backend that changed nothing
+    survived the suite): "reference" runs the reference function, a compiled backend does not."""
+    pixel_norm_module = ops._pixel_norm   # (pygan.ops.pixel_norm is the function)
+    calls = []
+    real = pixel_norm_module.pixel_norm_reference
+    monkeypatch.setattr(pixel_norm_module, "pixel_norm_reference",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    before = ops.get_backend()
+    x = torch.randn(2, 3, 4, 4)
+    try:
+        ops.set_backend("reference")
+        assert ops.get_backend() == "reference"
+        ops.pixel_norm(x)
+        assert calls == [1]
+        compiled = "cpp" if ops.available_backends()["cpp"] else "triton"
+        ops.set_backend(compiled)
+        assert ops.get_backend() == compiled
+        ops.pixel_norm(x)
+        assert calls == [1]
+    finally:
+        ops.set_backend(before)
+    assert ops.get_backend() == before
+
+
+def test_ops_tests_run_with_at_least_two_threads():
+    """The C++ kernels' at::parallel_for splits run only with more than one thread; a
+    session-wide set_num_threads(1) in the metric tests' conftest once leaked into everything
+    collected after it (tests/conftest.py's _ops_threads fixture and the per-test metric
+    fixture keep it out)."""
+    assert torch.get_num_threads() >= 2
+
+
+def test_required_backends_fail_the_session_with_the_reason(tmp_path):
+    """PYGAN_REQUIRE_BACKENDS: a required backend that cannot run stops the session with an
+    error naming it and the registry's reason (instead of its tests turning into skips); an
+    unknown name is an error too."""
+    env = {**os.environ, "PYGAN_REQUIRE_BACKENDS": "cpp,cuda,nonsense", "PYGAN_QUIET_IMPORT": "1"}
+    if torch.cuda.is_available():
+        env["PYGAN_REQUIRE_BACKENDS"] = "cpp,nonsense"
+    test_file = os.path.join(os.path.dirname(__file__), "test_registry.py")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only",
+                           f"{test_file}::test_use_backend_restores_after_an_error"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "'nonsense' is not a backend" in text
+    if not torch.cuda.is_available():
+        assert f"cuda: {ops.available_backends()['cuda'].reason}" in text
+    env["PYGAN_REQUIRE_BACKENDS"] = ",".join(n for n in ("cpp", "triton") if ops.available_backends()[n])
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only",
+                           f"{test_file}::test_use_backend_restores_after_an_error"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
