@@ -109,7 +109,7 @@ def check_parity_in_layout(fn, ref, inputs64, dtype, memory_format, device="cuda
     varies only the first input and keeps the cotangent contiguous), so that the backward ops
     also run on one layout throughout, as in training."""
     inputs64 = [t.to(dtype).double() for t in inputs64]
-    cot = torch.randn(ref(*inputs64).shape, dtype=torch.float64)
+    cot = torch.randn(ref(*inputs64).shape, dtype=torch.float64).to(dtype).double()   # exact in dtype
 
     def run(f, tensors, cotangent):
         leaves = [t.detach().requires_grad_() for t in tensors]
