@@ -25,10 +25,19 @@ namespace {
 constexpr int kLanes = 16;
 constexpr int kCB = 16;
 
+// act(z) = z * (z > 0 ? one : slope) with one == 1 read at run time (opaque_one): with a literal 1
+// the compiler rewrites the select into `z > 0 ? z : z * slope`, whose conditional multiply it may
+// not speculate (-ftrapping-math), so the loop keeps a branch on the sign of random data and does
+// not vectorise (measured 12 ns an element instead of < 1).
 template <typename acc_t>
-inline acc_t act(acc_t z, acc_t slope) { return z * (z > acc_t(0) ? acc_t(1) : slope); }
+inline acc_t act(acc_t z, acc_t one, acc_t slope) { return z * (z > acc_t(0) ? one : slope); }
 template <typename acc_t>
-inline acc_t act_slope(acc_t z, acc_t slope) { return z > acc_t(0) ? acc_t(1) : slope; }
+inline acc_t act_slope(acc_t z, acc_t one, acc_t slope) { return z > acc_t(0) ? one : slope; }
+template <typename acc_t>
+inline acc_t opaque_one() {
+  volatile acc_t v = 1;
+  return v;
+}
 
 // sum_{i < S} f(i), in kLanes lanes then a fixed-order total.
 template <typename acc_t, typename F>
@@ -93,18 +102,19 @@ struct Res {   // the residual, or none
 template <bool Unit, typename scalar_t>
 void fwd_plane(const scalar_t* __restrict x, int64_t xs, scalar_t* __restrict y, int64_t ys,
                const scalar_t* __restrict res, int64_t rs, int64_t S, at::opmath_type<scalar_t> w,
-               at::opmath_type<scalar_t> b, at::opmath_type<scalar_t> slope, at::opmath_type<scalar_t> eps) {
+               at::opmath_type<scalar_t> b, at::opmath_type<scalar_t> one, at::opmath_type<scalar_t> slope,
+               at::opmath_type<scalar_t> eps) {
   using acc_t = at::opmath_type<scalar_t>;
   acc_t mean, r;
   plane_stats<Unit>(x, xs, S, eps, mean, r);
   const acc_t a = w * r;
   if (res == nullptr) {
     for (int64_t i = 0; i < S; ++i) {
-      y[Unit ? i : i * ys] = act<acc_t>((static_cast<acc_t>(x[Unit ? i : i * xs]) - mean) * a + b, slope);
+      y[Unit ? i : i * ys] = act<acc_t>((static_cast<acc_t>(x[Unit ? i : i * xs]) - mean) * a + b, one, slope);
     }
   } else {
     for (int64_t i = 0; i < S; ++i) {
-      y[Unit ? i : i * ys] = act<acc_t>((static_cast<acc_t>(x[Unit ? i : i * xs]) - mean) * a + b, slope) +
+      y[Unit ? i : i * ys] = act<acc_t>((static_cast<acc_t>(x[Unit ? i : i * xs]) - mean) * a + b, one, slope) +
                              static_cast<acc_t>(res[Unit ? i : i * rs]);
     }
   }
@@ -114,20 +124,21 @@ void fwd_plane(const scalar_t* __restrict x, int64_t xs, scalar_t* __restrict y,
 template <bool Unit, typename scalar_t>
 void bwd_plane(const scalar_t* __restrict g, int64_t gs, const scalar_t* __restrict x, int64_t xs,
                scalar_t* __restrict d, int64_t ds, int64_t S, at::opmath_type<scalar_t> w,
-               at::opmath_type<scalar_t> b, at::opmath_type<scalar_t> slope, at::opmath_type<scalar_t> eps,
+               at::opmath_type<scalar_t> b, at::opmath_type<scalar_t> one, at::opmath_type<scalar_t> slope,
+               at::opmath_type<scalar_t> eps,
                at::opmath_type<scalar_t>& s1, at::opmath_type<scalar_t>& s2) {
   using acc_t = at::opmath_type<scalar_t>;
   acc_t mean, r;
   plane_stats<Unit>(x, xs, S, eps, mean, r);
   lane_sum2<acc_t>(S, [=](int64_t i, acc_t& dz, acc_t& dzx) {
     const acc_t xh = (static_cast<acc_t>(x[Unit ? i : i * xs]) - mean) * r;
-    dz = static_cast<acc_t>(g[Unit ? i : i * gs]) * act_slope<acc_t>(xh * w + b, slope);
+    dz = static_cast<acc_t>(g[Unit ? i : i * gs]) * act_slope<acc_t>(xh * w + b, one, slope);
     dzx = dz * xh;
   }, s1, s2);
   const acc_t a = w * r, k1 = a * s1 / acc_t(S), k2 = a * s2 / acc_t(S);
   for (int64_t i = 0; i < S; ++i) {
     const acc_t xh = (static_cast<acc_t>(x[Unit ? i : i * xs]) - mean) * r;
-    const acc_t dz = static_cast<acc_t>(g[Unit ? i : i * gs]) * act_slope<acc_t>(xh * w + b, slope);
+    const acc_t dz = static_cast<acc_t>(g[Unit ? i : i * gs]) * act_slope<acc_t>(xh * w + b, one, slope);
     d[Unit ? i : i * ds] = a * dz - k1 - xh * k2;
   }
 }
@@ -170,9 +181,24 @@ inline void cl_stats(const scalar_t* __restrict p, int64_t ss, int64_t sc, int64
   for (int j = 0; j < W; ++j) r[j] = acc_t(1) / std::sqrt(m2[j] / acc_t(S) + eps);
 }
 
+// One channels_last pixel row of the forward: py[j] = act((px[j] - mean[j]) * a[j] + b[j]) (+ pr[j]).
+// Restrict pointers and parameters of their own: the per-channel arrays cannot alias the output,
+// so the row vectorises.
+template <int FixedW, bool HasRes, typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
+inline void cl_fwd_row(const scalar_t* __restrict px, scalar_t* __restrict py, const scalar_t* __restrict pr,
+                       int W_, const acc_t* __restrict mean, const acc_t* __restrict a, const acc_t* __restrict b,
+                       acc_t one, acc_t slope) {
+  const int W = FixedW > 0 ? FixedW : W_;
+  for (int j = 0; j < W; ++j) {
+    acc_t v = act<acc_t>((static_cast<acc_t>(px[j]) - mean[j]) * a[j] + b[j], one, slope);
+    if (HasRes) v += static_cast<acc_t>(pr[j]);
+    py[j] = v;
+  }
+}
+
 template <bool Unit, int FixedW, typename scalar_t>
 void fwd_cl(const scalar_t* x, NCS xv, scalar_t* y, NCS yv, const scalar_t* res, NCS rv, int64_t n, int64_t c0,
-            int W_, const scalar_t* weight, const scalar_t* bias, at::opmath_type<scalar_t> slope,
+            int W_, const scalar_t* weight, const scalar_t* bias, at::opmath_type<scalar_t> one, at::opmath_type<scalar_t> slope,
             at::opmath_type<scalar_t> eps) {
   using acc_t = at::opmath_type<scalar_t>;
   const int W = FixedW > 0 ? FixedW : W_;
@@ -185,32 +211,58 @@ void fwd_cl(const scalar_t* x, NCS xv, scalar_t* y, NCS yv, const scalar_t* res,
     b[j] = bias ? static_cast<acc_t>(bias[c0 + j]) : acc_t(0);
   }
   scalar_t* yp = y + n * yv.sn + c0 * yv.sc;
-  const bool y_unit = Unit && yv.sc == 1;
   const scalar_t* rp = res ? res + n * rv.sn + c0 * rv.sc : nullptr;
-  const bool r_unit = res && Unit && y_unit && rv.sc == 1;
-  for (int64_t i = 0; i < S; ++i) {
-    const scalar_t* px = xp + i * xv.ss;
-    scalar_t* py = yp + i * yv.ss;
-    if (y_unit && res == nullptr) {
-      for (int j = 0; j < W; ++j) py[j] = act<acc_t>((static_cast<acc_t>(px[j]) - mean[j]) * a[j] + b[j], slope);
-    } else if (r_unit) {
-      const scalar_t* pr = rp + i * rv.ss;
+  if (Unit && yv.sc == 1 && res == nullptr) {
+    for (int64_t i = 0; i < S; ++i) {
+      cl_fwd_row<FixedW, false>(xp + i * xv.ss, yp + i * yv.ss, static_cast<const scalar_t*>(nullptr), W, mean, a, b, one, slope);
+    }
+  } else if (Unit && yv.sc == 1 && rv.sc == 1) {
+    for (int64_t i = 0; i < S; ++i) {
+      cl_fwd_row<FixedW, true>(xp + i * xv.ss, yp + i * yv.ss, rp + i * rv.ss, W, mean, a, b, one, slope);
+    }
+  } else {
+    for (int64_t i = 0; i < S; ++i) {
       for (int j = 0; j < W; ++j) {
-        py[j] = act<acc_t>((static_cast<acc_t>(px[j]) - mean[j]) * a[j] + b[j], slope) + static_cast<acc_t>(pr[j]);
-      }
-    } else {
-      for (int j = 0; j < W; ++j) {
-        acc_t v = act<acc_t>((static_cast<acc_t>(px[j * xv.sc]) - mean[j]) * a[j] + b[j], slope);
+        acc_t v = act<acc_t>((static_cast<acc_t>(x[n * xv.sn + (c0 + j) * xv.sc + i * xv.ss]) - mean[j]) * a[j] + b[j],
+                             one, slope);
         if (rp) v += static_cast<acc_t>(rp[i * rv.ss + j * rv.sc]);
-        py[j * yv.sc] = v;
+        y[n * yv.sn + (c0 + j) * yv.sc + i * yv.ss] = v;
       }
     }
   }
 }
 
+// Backward rows of channels_last: sums of dz and dz * xh (t1, t2), then dx.
+template <int FixedW, typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
+inline void cl_bwd_sums_row(const scalar_t* __restrict px, const scalar_t* __restrict pg, int W_,
+                            const acc_t* __restrict mean, const acc_t* __restrict r, const acc_t* __restrict w,
+                            const acc_t* __restrict b, acc_t one, acc_t slope, acc_t* __restrict t1,
+                            acc_t* __restrict t2) {
+  const int W = FixedW > 0 ? FixedW : W_;
+  for (int j = 0; j < W; ++j) {
+    const acc_t xh = (static_cast<acc_t>(px[j]) - mean[j]) * r[j];
+    const acc_t dz = static_cast<acc_t>(pg[j]) * act_slope<acc_t>(xh * w[j] + b[j], one, slope);
+    t1[j] += dz;
+    t2[j] += dz * xh;
+  }
+}
+
+template <int FixedW, typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
+inline void cl_bwd_dx_row(const scalar_t* __restrict px, const scalar_t* __restrict pg, scalar_t* __restrict pd,
+                          int W_, const acc_t* __restrict mean, const acc_t* __restrict r, const acc_t* __restrict w,
+                          const acc_t* __restrict b, const acc_t* __restrict a, const acc_t* __restrict k1,
+                          const acc_t* __restrict k2, acc_t one, acc_t slope) {
+  const int W = FixedW > 0 ? FixedW : W_;
+  for (int j = 0; j < W; ++j) {
+    const acc_t xh = (static_cast<acc_t>(px[j]) - mean[j]) * r[j];
+    const acc_t dz = static_cast<acc_t>(pg[j]) * act_slope<acc_t>(xh * w[j] + b[j], one, slope);
+    pd[j] = a[j] * dz - k1[j] - xh * k2[j];
+  }
+}
+
 template <bool Unit, int FixedW, typename scalar_t>
 void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, scalar_t* d, NCS dv, int64_t n, int64_t c0,
-            int W_, const scalar_t* weight, const scalar_t* bias, at::opmath_type<scalar_t> slope,
+            int W_, const scalar_t* weight, const scalar_t* bias, at::opmath_type<scalar_t> one, at::opmath_type<scalar_t> slope,
             at::opmath_type<scalar_t> eps, at::opmath_type<scalar_t>* s1, at::opmath_type<scalar_t>* s2) {
   using acc_t = at::opmath_type<scalar_t>;
   const int W = FixedW > 0 ? FixedW : W_;
@@ -219,24 +271,31 @@ void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, scalar_t* d, N
   const scalar_t* gp = g + n * gv.sn + c0 * gv.sc;
   scalar_t* dp = d + n * dv.sn + c0 * dv.sc;
   const bool unit = Unit && gv.sc == 1 && dv.sc == 1;
-  acc_t mean[kCB], r[kCB], w[kCB], b[kCB], t1[kCB], t2[kCB];
+  acc_t mean[kCB], r[kCB], w[kCB], b[kCB], t1[kCB], t2[kCB], a[kCB], k1[kCB], k2[kCB];
   cl_stats<Unit, FixedW>(xp, xv.ss, xv.sc, S, W, eps, mean, r);
   for (int j = 0; j < W; ++j) {
     w[j] = weight ? static_cast<acc_t>(weight[c0 + j]) : acc_t(1);
     b[j] = bias ? static_cast<acc_t>(bias[c0 + j]) : acc_t(0);
     t1[j] = t2[j] = 0;
   }
-  for (int64_t i = 0; i < S; ++i) {
-    const scalar_t* px = xp + i * xv.ss;
-    const scalar_t* pg = gp + i * gv.ss;
-    for (int j = 0; j < W; ++j) {
-      const acc_t xh = (static_cast<acc_t>(px[unit ? j : j * xv.sc]) - mean[j]) * r[j];
-      const acc_t dz = static_cast<acc_t>(pg[unit ? j : j * gv.sc]) * act_slope<acc_t>(xh * w[j] + b[j], slope);
-      t1[j] += dz;
-      t2[j] += dz * xh;
+  // strided fallback: element (c0 + j, i) of a tensor
+  const auto at_ = [n, c0](const scalar_t* base, const NCS& v, int j, int64_t i) -> const scalar_t& {
+    return base[n * v.sn + (c0 + j) * v.sc + i * v.ss];
+  };
+  if (unit) {
+    for (int64_t i = 0; i < S; ++i) {
+      cl_bwd_sums_row<FixedW>(xp + i * xv.ss, gp + i * gv.ss, W, mean, r, w, b, one, slope, t1, t2);
+    }
+  } else {
+    for (int64_t i = 0; i < S; ++i) {
+      for (int j = 0; j < W; ++j) {
+        const acc_t xh = (static_cast<acc_t>(at_(x, xv, j, i)) - mean[j]) * r[j];
+        const acc_t dz = static_cast<acc_t>(at_(g, gv, j, i)) * act_slope<acc_t>(xh * w[j] + b[j], one, slope);
+        t1[j] += dz;
+        t2[j] += dz * xh;
+      }
     }
   }
-  acc_t a[kCB], k1[kCB], k2[kCB];
   for (int j = 0; j < W; ++j) {
     a[j] = w[j] * r[j];
     k1[j] = a[j] * t1[j] / acc_t(S);
@@ -244,14 +303,17 @@ void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, scalar_t* d, N
     s1[j] = t1[j];
     s2[j] = t2[j];
   }
-  for (int64_t i = 0; i < S; ++i) {
-    const scalar_t* px = xp + i * xv.ss;
-    const scalar_t* pg = gp + i * gv.ss;
-    scalar_t* pd = dp + i * dv.ss;
-    for (int j = 0; j < W; ++j) {
-      const acc_t xh = (static_cast<acc_t>(px[unit ? j : j * xv.sc]) - mean[j]) * r[j];
-      const acc_t dz = static_cast<acc_t>(pg[unit ? j : j * gv.sc]) * act_slope<acc_t>(xh * w[j] + b[j], slope);
-      pd[unit ? j : j * dv.sc] = a[j] * dz - k1[j] - xh * k2[j];
+  if (unit) {
+    for (int64_t i = 0; i < S; ++i) {
+      cl_bwd_dx_row<FixedW>(xp + i * xv.ss, gp + i * gv.ss, dp + i * dv.ss, W, mean, r, w, b, a, k1, k2, one, slope);
+    }
+  } else {
+    for (int64_t i = 0; i < S; ++i) {
+      for (int j = 0; j < W; ++j) {
+        const acc_t xh = (static_cast<acc_t>(at_(x, xv, j, i)) - mean[j]) * r[j];
+        const acc_t dz = static_cast<acc_t>(at_(g, gv, j, i)) * act_slope<acc_t>(xh * w[j] + b[j], one, slope);
+        d[n * dv.sn + (c0 + j) * dv.sc + i * dv.ss] = a[j] * dz - k1[j] - xh * k2[j];
+      }
     }
   }
 }
@@ -298,7 +360,7 @@ at::Tensor instance_norm_act_cpu(const at::Tensor& x_, const std::optional<at::T
   if (x.numel() == 0) return y.out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "instance_norm_act", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const acc_t slope = static_cast<acc_t>(slope_), eps = static_cast<acc_t>(eps_);
+    const acc_t slope = static_cast<acc_t>(slope_), eps = static_cast<acc_t>(eps_), one = opaque_one<acc_t>();
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* wp = ptr_or_null<scalar_t>(weight);
     const scalar_t* bp = ptr_or_null<scalar_t>(bias);
@@ -316,9 +378,9 @@ at::Tensor instance_norm_act_cpu(const at::Tensor& x_, const std::optional<at::T
           scalar_t* ypl = yp + n * yv.sn + c * yv.sc;
           const scalar_t* rpl = rp ? rp + n * rv.sn + c * rv.sc : nullptr;
           if (unit) {
-            fwd_plane<true>(xpl, 1, ypl, 1, rpl, 1, S, w, b, slope, eps);
+            fwd_plane<true>(xpl, 1, ypl, 1, rpl, 1, S, w, b, one, slope, eps);
           } else {
-            fwd_plane<false>(xpl, xv.ss, ypl, yv.ss, rpl, rv.ss, S, w, b, slope, eps);
+            fwd_plane<false>(xpl, xv.ss, ypl, yv.ss, rpl, rv.ss, S, w, b, one, slope, eps);
           }
         }
       });
@@ -330,9 +392,9 @@ at::Tensor instance_norm_act_cpu(const at::Tensor& x_, const std::optional<at::T
           const int64_t n = t / cblocks, c0 = (t % cblocks) * kCB;
           const int W = static_cast<int>(std::min<int64_t>(kCB, C - c0));
           if (W == kCB && unit) {
-            fwd_cl<true, kCB>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, slope, eps);
+            fwd_cl<true, kCB>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, one, slope, eps);
           } else {
-            fwd_cl<false, 0>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, slope, eps);
+            fwd_cl<false, 0>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, one, slope, eps);
           }
         }
       });
@@ -361,7 +423,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm_act_bwd_cpu(
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "instance_norm_act_bwd", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const acc_t slope = static_cast<acc_t>(slope_), eps = static_cast<acc_t>(eps_);
+    const acc_t slope = static_cast<acc_t>(slope_), eps = static_cast<acc_t>(eps_), one = opaque_one<acc_t>();
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* gp = grad.const_data_ptr<scalar_t>();
     const scalar_t* wp = ptr_or_null<scalar_t>(weight);
@@ -383,9 +445,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm_act_bwd_cpu(
           const scalar_t* xpl = xp + n * xv.sn + c * xv.sc;
           scalar_t* dpl = dp + n * dv.sn + c * dv.sc;
           if (unit) {
-            bwd_plane<true>(gpl, 1, xpl, 1, dpl, 1, S, w, b, slope, eps, s1[p], s2[p]);
+            bwd_plane<true>(gpl, 1, xpl, 1, dpl, 1, S, w, b, one, slope, eps, s1[p], s2[p]);
           } else {
-            bwd_plane<false>(gpl, gv.ss, xpl, xv.ss, dpl, dv.ss, S, w, b, slope, eps, s1[p], s2[p]);
+            bwd_plane<false>(gpl, gv.ss, xpl, xv.ss, dpl, dv.ss, S, w, b, one, slope, eps, s1[p], s2[p]);
           }
         }
       });
@@ -399,9 +461,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm_act_bwd_cpu(
           acc_t* o1 = s1 + n * C + c0;
           acc_t* o2 = s2 + n * C + c0;
           if (W == kCB && unit) {
-            bwd_cl<true, kCB>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, slope, eps, o1, o2);
+            bwd_cl<true, kCB>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, one, slope, eps, o1, o2);
           } else {
-            bwd_cl<false, 0>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, slope, eps, o1, o2);
+            bwd_cl<false, 0>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, one, slope, eps, o1, o2);
           }
         }
       });
