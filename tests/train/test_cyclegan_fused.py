@@ -3,8 +3,18 @@ ops backend (plain PyTorch) and on ``cpp`` (pygan's compiled CPU kernels) logs t
 every step and ends with the same weights.
 
 * float64, 100 steps: every logged loss term agrees to 1e-9 relative at every step, and every
-  final weight to 1e-8 (relative to the tensor's largest entry);
-* float32, 100 steps: the loss curves agree to 1e-4 relative at every step.
+  final weight to 1e-8 relative to its tensor's largest entry — except the biases of the
+  convolutions that feed an instance norm: the norm subtracts them again, so their true gradient
+  is exactly 0 and Adam (which divides by the gradient's own scale) turns rounding noise into
+  values of ~1e-9 that differ between any two implementations; they are checked to stay that
+  small in both runs (they cannot change any output);
+* float32, 100 steps: every logged loss term agrees to 1e-4 relative over the first 10 steps,
+  and the 25-step means of loss_G and loss_D to 5% over all 100. Float32 rounding differences
+  (~1e-7) are amplified by training itself, so per-step losses of two float32 runs drift apart
+  later: with pygan's fused instance norm swapped into the networks (measured on three data
+  seeds) the first 10 steps agreed to 1.1e-6, single steps later differed by up to 0.5, and the
+  25-step means stayed within 1.9%; the float32 reference run itself strays from the float64
+  one by 7-12% per step on average over the 100 steps.
 
 The cpp run is checked to go through pygan's compiled ops (``pygan::bias_lrelu`` in the
 profile) and the reference run not, so the two are different code paths."""
@@ -43,7 +53,8 @@ def data(tmp_path_factory):
     for domain, n in (("trainA", 4), ("trainB", 6)):
         (root / domain).mkdir()
         for i in range(n):
-            pixels = np.random.default_rng(hash((domain, i)) % 2**32).integers(0, 256, (30, 30, 3), np.uint8)
+            seed = 10 * (domain == "trainB") + i
+            pixels = np.random.default_rng(seed).integers(0, 256, (30, 30, 3), np.uint8)
             Image.fromarray(pixels).save(root / domain / f"{i}.png")
     return root
 
@@ -62,7 +73,21 @@ def train(root, out, backend: str, dtype: str, steps: int = STEPS):
         for _ in range(steps - 1):
             curve.append({k: float(v) for k, v in T.train_step().items() if k in LOSSES})
     weights = {f"{n}.{k}": v.clone() for n, net in T.nets.items() for k, v in net.state_dict().items()}
-    return curve, weights, called
+    return curve, weights, called, inert_biases(T.nets)
+
+
+def inert_biases(nets) -> set[str]:
+    """Names of convolution biases directly followed by an instance norm (whatever class builds
+    it): the norm removes any per-channel constant, so these biases do not reach the output."""
+    names = set()
+    for n, net in nets.items():
+        for prefix, module in net.named_modules():
+            if isinstance(module, torch.nn.Sequential):
+                children = list(module.named_children())
+                for (name, layer), (_, following) in zip(children, children[1:]):
+                    if "InstanceNorm" in type(following).__name__ and getattr(layer, "bias", None) is not None:
+                        names.add(f"{n}.{prefix + '.' if prefix else ''}{name}.bias")
+    return names
 
 
 def relative_gaps(ref, fused):
@@ -70,15 +95,18 @@ def relative_gaps(ref, fused):
 
 
 def test_float64_cpp_training_equals_reference(data, tmp_path):
-    ref, w_ref, ops_ref = train(data, tmp_path / "ref", "reference", "float64")
-    fused, w_fused, ops_fused = train(data, tmp_path / "cpp", "cpp", "float64")
+    ref, w_ref, ops_ref, inert = train(data, tmp_path / "ref", "reference", "float64")
+    fused, w_fused, ops_fused, _ = train(data, tmp_path / "cpp", "cpp", "float64")
     assert "pygan::bias_lrelu" in ops_fused and not ops_ref, (ops_ref, ops_fused)
     assert len(ref) == len(fused) == STEPS
     gaps = relative_gaps(ref, fused)
     worst = int(np.argmax(gaps))
     assert max(gaps) <= 1e-9, f"step {worst + 1}: relative loss gap {gaps[worst]:.3g}"
+    assert len(inert) == 2 * (1 + 2 + 2 * 1 + 2) + 2 * 3  # per G: c7s1, 2 down, 2 per block, 2 up; per D: 3
+    for k in inert:
+        assert max(float(w_ref[k].abs().max()), float(w_fused[k].abs().max())) <= 1e-6, k
     weight_gaps = {k: float((w_fused[k] - v).abs().max() / v.abs().max().clamp_min(1e-30))
-                   for k, v in w_ref.items() if v.is_floating_point()}
+                   for k, v in w_ref.items() if v.is_floating_point() and k not in inert}
     name = max(weight_gaps, key=weight_gaps.get)
     assert weight_gaps[name] <= 1e-8, f"{name}: relative weight gap {weight_gaps[name]:.3g}"
     # the run trained: the weights moved away from their initialisation by far more than 1e-8
@@ -88,10 +116,17 @@ def test_float64_cpp_training_equals_reference(data, tmp_path):
 
 
 def test_float32_cpp_loss_curves_stay_within_tolerance_of_reference(data, tmp_path):
-    ref, _, _ = train(data, tmp_path / "ref", "reference", "float32")
-    fused, _, ops_fused = train(data, tmp_path / "cpp", "cpp", "float32")
+    ref, _, _, _ = train(data, tmp_path / "ref", "reference", "float32")
+    fused, _, ops_fused, _ = train(data, tmp_path / "cpp", "cpp", "float32")
     assert "pygan::bias_lrelu" in ops_fused
     gaps = relative_gaps(ref, fused)
-    worst = int(np.argmax(gaps))
-    assert max(gaps) <= 1e-4, f"step {worst + 1}: relative loss gap {gaps[worst]:.3g}"
-    print(f"\nfloat32, {STEPS} steps: max relative loss gap {max(gaps):.3g}")
+    worst = int(np.argmax(gaps[:10]))
+    assert max(gaps[:10]) <= 1e-4, f"step {worst + 1}: relative loss gap {gaps[worst]:.3g}"
+    window = {}
+    for key in ("loss_G", "loss_D"):
+        r = np.array([x[key] for x in ref]).reshape(-1, 25).mean(1)
+        f = np.array([x[key] for x in fused]).reshape(-1, 25).mean(1)
+        window[key] = float(np.max(np.abs(f - r) / np.abs(r)))
+        assert window[key] <= 0.05, f"{key}: 25-step means differ by {window[key]:.3g} relative"
+    print(f"\nfloat32: max relative loss gap {max(gaps[:10]):.3g} over 10 steps, {max(gaps):.3g} over "
+          f"{STEPS}; 25-step means within {window}")
