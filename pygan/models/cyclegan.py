@@ -38,9 +38,16 @@ def init_cyclegan_weights(module: nn.Module) -> None:
 
 # --- normalisation: the one place where CycleGAN's norm layers are built -------------------
 
-def _norm(channels: int) -> nn.InstanceNorm2d:
-    """Instance norm without affine parameters or running statistics (the authors' ``norm='instance'``)."""
-    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+def _norm(channels: int, activation: str | None = None) -> pnn.InstanceNormAct:
+    """Instance norm without affine parameters or running statistics (the authors' ``norm='instance'``),
+    with the activation that follows it fused in (pygan's ``instance_norm_act`` op)."""
+    return pnn.InstanceNormAct(channels, affine=False, activation=activation)
+
+
+def _norm_act(channels: int, activation: str) -> list[nn.Module]:
+    """Norm + activation in one layer, then an ``nn.Identity`` where the activation layer was, so
+    the ``model.<i>`` indices (the state_dict keys) stay those of the authors' code."""
+    return [_norm(channels, activation), nn.Identity()]
 
 
 # --- sizes -----------------------------------------------------------------------------------
@@ -95,14 +102,18 @@ class ResnetBlock(nn.Module):
     def __init__(self, channels: int, dropout: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3),
-                                   _norm(channels), pnn.ReLU()]
+                                   *_norm_act(channels, "relu")]
         if dropout:
             layers.append(nn.Dropout(0.5))
         layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), _norm(channels)]
         self.conv_block = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv_block(x)
+        *body, norm = self.conv_block          # the last norm adds the skip connection in its pass
+        h = x
+        for layer in body:
+            h = layer(h)
+        return norm(h, residual=x)
 
 
 class ResnetGenerator(nn.Module):
@@ -126,15 +137,15 @@ class ResnetGenerator(nn.Module):
         if not isinstance(dropout, bool):
             raise TypeError(f"dropout must be a bool, got {type(dropout).__name__}")
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7),
-                                   _norm(ngf), pnn.ReLU()]
+                                   *_norm_act(ngf, "relu")]
         for mult in (1, 2):                                   # d128, d256
             layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1),
-                       _norm(ngf * mult * 2), pnn.ReLU()]
+                       *_norm_act(ngf * mult * 2, "relu")]
         layers += [ResnetBlock(ngf * 4, dropout) for _ in range(num_blocks)]
         for mult in (4, 2):                                   # u128, u64
             layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1,
                                           output_padding=1),
-                       _norm(ngf * mult // 2), pnn.ReLU()]
+                       *_norm_act(ngf * mult // 2, "relu")]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
         init_cyclegan_weights(self)
@@ -164,8 +175,8 @@ class PatchDiscriminator(nn.Module):
         for n in range(1, num_layers + 1):
             stride = 2 if n < num_layers else 1               # the last C-layer keeps the size
             out = ndf * min(2**n, 8)
-            layers += [nn.Conv2d(width, out, 4, stride=stride, padding=1), _norm(out),
-                       pnn.LeakyReLU(0.2)]
+            layers += [nn.Conv2d(width, out, 4, stride=stride, padding=1),
+                       *_norm_act(out, "lrelu")]
             width = out
         layers.append(nn.Conv2d(width, 1, 4, stride=1, padding=1))
         self.model = nn.Sequential(*layers)

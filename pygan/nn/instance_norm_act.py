@@ -11,7 +11,7 @@ from ..ops.instance_norm_act import ACTIVATIONS
 from . import _validate
 
 
-class InstanceNormAct(nn.Module):
+class InstanceNormAct(nn.InstanceNorm2d):
     """``act(instance_norm(x) * weight[c] + bias[c]) (+ residual)``, statistics per sample and
     channel over the spatial dims (biased variance, no running statistics):
 
@@ -21,33 +21,22 @@ class InstanceNormAct(nn.Module):
     ``negative_slope``). ``forward(x, residual=None)``; x is (N, C, *spatial) with more than one
     spatial element, any memory layout.
 
-    With ``activation=None`` it computes what ``nn.InstanceNorm2d(num_features, eps=eps,
-    affine=affine)`` (``track_running_stats=False``) computes, with the same state: ``weight``
-    (ones) and ``bias`` (zeros), both (num_features,), when ``affine``, nothing otherwise, so the
-    two load each other's state_dicts.
+    A subclass of ``nn.InstanceNorm2d`` (``track_running_stats=False``): with ``activation=None``
+    it computes what ``nn.InstanceNorm2d(num_features, eps=eps, affine=affine)`` computes, with the
+    same state (``weight`` ones and ``bias`` zeros, both (num_features,), when ``affine``; nothing
+    otherwise), so the two load each other's state_dicts, and code that looks for instance-norm
+    layers by type finds it (with its activation: replacing it replaces both).
     """
 
     def __init__(self, num_features: int, affine: bool = False, activation: str | None = None,
                  negative_slope: float = 0.2, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.num_features = _validate.positive_int("num_features", num_features)
+        num_features = _validate.positive_int("num_features", num_features)
         if not isinstance(affine, bool):
             raise TypeError(f"affine must be a bool, got {type(affine).__name__}")
-        self.affine = affine
+        eps = _validate.real("eps", eps, low=0.0)
+        super().__init__(num_features, eps=eps, affine=affine, track_running_stats=False)
         self.activation = _validate.choice("activation", activation, ACTIVATIONS)
         self.negative_slope = _validate.real("negative_slope", negative_slope, low=0.0)
-        self.eps = _validate.real("eps", eps, low=0.0)
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_features))
-            self.bias = nn.Parameter(torch.zeros(num_features))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-
-    def reset_parameters(self) -> None:
-        if self.affine:
-            nn.init.ones_(self.weight)
-            nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         if isinstance(x, torch.Tensor) and x.dim() >= 2 and x.shape[1] != self.num_features:

@@ -75,6 +75,13 @@ def test_runs_under_autocast_with_a_float32_residual():
     torch.testing.assert_close(y.float(), expected, rtol=2e-2, atol=2e-2)
 
 
+def test_is_an_instance_norm2d():
+    """Code that finds norm layers by type (init schemes, norm swaps) finds it."""
+    layer = pnn.InstanceNormAct(4, affine=True, activation="relu")
+    assert isinstance(layer, nn.InstanceNorm2d) and not layer.track_running_stats
+    assert layer.running_mean is None and layer.num_features == 4 and layer.eps == 1e-5
+
+
 def test_repr():
     assert repr(pnn.InstanceNormAct(8, affine=True, activation="lrelu")) == (
         "InstanceNormAct(8, eps=1e-05, affine=True, activation='lrelu', negative_slope=0.2)")
@@ -97,3 +104,79 @@ def test_bad_arguments(kwargs, error, match):
 def test_wrong_channel_count_names_num_features():
     with pytest.raises(ValueError, match="x has 3 channels but this InstanceNormAct was built for num_features=4"):
         pnn.InstanceNormAct(4)(torch.randn(2, 3, 4, 4))
+
+
+# --- pygan's CycleGAN networks use InstanceNormAct ---------------------------------------------
+
+# state_dict keys of the authors' layout (``model.<i>`` indices of convolutions), as they were
+# with nn.InstanceNorm2d + a separate activation module
+G_KEYS = ["model.1", "model.4", "model.7", "model.10.conv_block.1", "model.10.conv_block.5",
+          "model.11.conv_block.1", "model.11.conv_block.5", "model.12", "model.15", "model.19"]
+D_KEYS = ["model.0", "model.2", "model.5", "model.8", "model.11"]
+
+
+class _TorchNormAct(nn.InstanceNorm2d):
+    """The unfused computation: torch's InstanceNorm2d, then the activation, then the add."""
+
+    def __init__(self, fused):
+        super().__init__(fused.num_features, eps=fused.eps, affine=fused.affine)
+        self.activation, self.negative_slope = fused.activation, fused.negative_slope
+
+    def forward(self, x, residual=None):
+        y = super().forward(x)
+        if self.activation == "relu":
+            y = F.relu(y)
+        elif self.activation == "lrelu":
+            y = F.leaky_relu(y, self.negative_slope)
+        return y if residual is None else residual + y
+
+
+def _unfused_copy(model):
+    """The model with torch's norms, and residual blocks computing the authors' ``x + block(x)``."""
+    import copy
+    import types
+
+    from pygan.models.cyclegan import ResnetBlock
+    ref = copy.deepcopy(model)
+    for module in list(ref.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, pnn.InstanceNormAct):
+                setattr(module, name, _TorchNormAct(child))
+        if isinstance(module, ResnetBlock):
+            module.forward = types.MethodType(lambda self, x: x + self.conv_block(x), module)
+    return ref
+
+
+def test_cyclegan_uses_instance_norm_act_with_the_authors_keys():
+    from pygan.models.cyclegan import PatchDiscriminator, ResnetGenerator
+    G, D = ResnetGenerator(base_channels=8, num_blocks=2), PatchDiscriminator(base_channels=8)
+    for model, keys in ((G, G_KEYS), (D, D_KEYS)):
+        assert any(isinstance(m, pnn.InstanceNormAct) for m in model.modules())
+        assert not any(type(m) is nn.InstanceNorm2d for m in model.modules())
+        assert list(model.state_dict()) == [f"{k}.{p}" for k in keys for p in ("weight", "bias")]
+    acts = [m.activation for m in G.modules() if isinstance(m, pnn.InstanceNormAct)]
+    assert acts == ["relu", "relu", "relu", "relu", None, "relu", None, "relu", "relu"]
+    acts = [m.activation for m in D.modules() if isinstance(m, pnn.InstanceNormAct)]
+    assert acts == ["lrelu"] * 3
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpp"])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=str)
+def test_cyclegan_outputs_equal_the_instance_norm2d_version(backend, memory_format):
+    """Generator and discriminator, forward and parameter gradients, against copies whose norms
+    are torch's InstanceNorm2d followed by the activation (and the residual add), float64."""
+    from pygan.models.cyclegan import PatchDiscriminator, ResnetGenerator
+    torch.manual_seed(1)
+    for model, size in ((ResnetGenerator(base_channels=8, num_blocks=2), 32),
+                        (PatchDiscriminator(base_channels=8), 64)):
+        model = model.double().to(memory_format=memory_format)
+        ref = _unfused_copy(model)
+        x = torch.randn(2, 3, size, size, dtype=torch.float64).contiguous(memory_format=memory_format)
+        with ops.use_backend(backend):
+            y = model(x)
+            grads = torch.autograd.grad(y.square().sum(), list(model.parameters()))
+        y_ref = ref(x)
+        grads_ref = torch.autograd.grad(y_ref.square().sum(), list(ref.parameters()))
+        torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
+        for g, gr in zip(grads, grads_ref):
+            torch.testing.assert_close(g, gr, rtol=1e-9, atol=1e-9)
