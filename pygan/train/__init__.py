@@ -11,7 +11,6 @@ per-model loops ``loop_gan`` (gan, dcgan, lsgan), ``loop_wgan`` (wgan, wgan-gp),
 from __future__ import annotations
 
 import importlib
-import sys
 
 from .config import MODELS, resolve
 
@@ -26,12 +25,11 @@ def trainer_class(model: str):
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), train, return the exit code."""
-    from .runner import run
+    from .runner import run, setup_error
     try:
         cfg = resolve(argv)
     except (ValueError, OSError, RuntimeError) as e:
-        print(f"python -m pygan.train: error: {e}", file=sys.stderr)
-        return 2
+        return setup_error(e)      # one line (from rank 0 only under torchrun), exit code 2
     return run(cfg, trainer_class(cfg["model"]))
 
 
