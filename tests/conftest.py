@@ -34,9 +34,11 @@ def pytest_collection_modifyitems(config, items):
 
 def required_backends_problems(spec: str) -> list[str]:
     """Why each backend named in ``spec`` (comma-separated) cannot run here; empty when all can."""
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        return []
     import pygan.ops as ops
 
-    names = [n.strip() for n in spec.split(",") if n.strip()]
     report = ops.available_backends()
     problems = []
     for name in names:
