@@ -139,14 +139,16 @@ def _fade_in_bwd_kernel(
     tl.store(dl_ptr + l_off, round_to(be * total, dl_ptr.dtype.element_ty), mask=mask)
 
 
-def _tiles(shape, cl: bool) -> tuple[int, int, int, int, bool]:
+def _tiles(shape, cl: bool, tile: int | None = None) -> tuple[int, int, int, int, bool]:
     """(rows, inner, BLOCK_R, BLOCK_I, ROW64) for an (N, C, H, W) index space walked in the
-    layout's order: the inner dim (c if channels_last, else w) gets up to TILE elements."""
+    layout's order: the inner dim (c if channels_last, else w) gets up to ``tile`` (default
+    TILE) elements."""
+    tile = TILE if tile is None else max(1, tile)
     n, c, h, w = shape
     inner = c if cl else w
     rows = n * h * w if cl else n * c * h
-    block_i = min(cm.next_pow2(inner), TILE)
-    block_r = max(1, min(TILE // block_i, cm.next_pow2(rows)))
+    block_i = min(cm.next_pow2(inner), tile)
+    block_r = max(1, min(tile // block_i, cm.next_pow2(rows)))
     return rows, inner, block_r, block_i, rows + block_r >= 2 ** 31
 
 
@@ -232,7 +234,9 @@ def launch_fade_in_bwd(grad: torch.Tensor, alpha: torch.Tensor, upsampled: bool,
     if grad.numel() == 0 or total == 0:
         return d_low, d_high
     cl = _channels_last_order(d_low)
-    rows, inner, block_r, block_i, row64 = _tiles(d_low.shape, cl)
+    # a d_low element reads and writes 2x2 of grad and d_high: a quarter of the tile keeps the
+    # elements per thread, and the registers, those of the forward (148 -> see the static table)
+    rows, inner, block_r, block_i, row64 = _tiles(d_low.shape, cl, TILE >> (2 * shift))
     with cm.device_guard(grad):
         _fade_in_bwd_kernel[_grid(rows, inner, block_r, block_i)](
             grad, d_low, d_high, ptr, value, rows, inner, C, h, w,

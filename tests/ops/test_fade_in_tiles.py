@@ -25,7 +25,7 @@ def fi(monkeypatch):
 def test_small_tiles_forward_and_backward_match_the_reference(fi, monkeypatch, layout, up, row64):
     if row64:   # the 64-bit row index path (taken from 2^31 rows on) at a small size
         tiles = fi._tiles
-        monkeypatch.setattr(fi, "_tiles", lambda shape, cl: (*tiles(shape, cl)[:4], True))
+        monkeypatch.setattr(fi, "_tiles", lambda shape, cl, tile=None: (*tiles(shape, cl, tile)[:4], True))
     high = torch.randn(3, 5, 6, 10, dtype=torch.float64).contiguous(memory_format=layout)
     low = (torch.randn(3, 5, 3, 5, dtype=torch.float64) if up else torch.randn(3, 5, 6, 10, dtype=torch.float64))
     low = low.contiguous(memory_format=layout)
