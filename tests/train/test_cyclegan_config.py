@@ -60,7 +60,7 @@ def test_smallest_resolution_comes_from_the_architecture():
 
     D, G = PatchDiscriminator(3, 2), ResnetGenerator(3, 3, 2, 1)
     assert D(torch.zeros(1, 3, 24, 24)).shape == (1, 1, 1, 1) and G(torch.zeros(1, 3, 24, 24)).shape[-1] == 24
-    with pytest.raises(ValueError, match="Expected more than 1 spatial element"):
+    with pytest.raises(ValueError, match="more than (1|one) spatial element"):
         D(torch.zeros(1, 3, 20, 20))            # 20 -> 10 -> 5 -> 2 -> 1: a 1x1 instance norm
 
 
