@@ -222,6 +222,12 @@ def _bwd_kernel(g_ptr, x_ptr, w_ptr, b_ptr, d_ptr, mean_ptr, m2_ptr, t1_ptr, t2_
                      round_to(dx, d_ptr.dtype.element_ty), mask=m)
 
 
+#: Elements per [BLOCK_C, BLOCK_S] tile: half the shared TILE, because the backward keeps two
+#: float32 accumulator tiles beside its loads (at 4096 elements and 8 warps it needed 255
+#: registers a thread and the bfloat16 forward spilled 8 bytes, in the static sm_90 check).
+INA_TILE = cm.TILE // 2
+
+
 class _Plan:
     """Tile and chunking for x seen as (N, C, S)."""
 
@@ -229,11 +235,11 @@ class _Plan:
         if v.channels_inner():
             self.block_c = min(cm.next_pow2(v.c), CL_BLOCK_C)
             chunk = CL_CHUNK
-            self.block_s = min(cm.next_pow2(min(v.s, chunk)), max(1, cm.TILE // self.block_c))
+            self.block_s = min(cm.next_pow2(min(v.s, chunk)), max(1, INA_TILE // self.block_c))
         else:
             chunk = PLANE_CHUNK
-            self.block_s = min(cm.next_pow2(min(v.s, chunk)), cm.TILE)
-            self.block_c = min(cm.next_pow2(v.c), max(1, cm.TILE // self.block_s))
+            self.block_s = min(cm.next_pow2(min(v.s, chunk)), INA_TILE)
+            self.block_c = min(cm.next_pow2(v.c), max(1, INA_TILE // self.block_s))
         self.chunk = chunk if v.s > chunk else v.s
         self.k = cm.cdiv(v.s, self.chunk)
         self.cb = cm.cdiv(v.c, self.block_c)
