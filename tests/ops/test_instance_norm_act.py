@@ -141,13 +141,14 @@ class GraphCapture:
     """A torch.compile backend (through AOTAutograd) that keeps the forward and backward graphs."""
 
     def __init__(self):
+        from functorch.compile import make_boxed_func
         from torch._dynamo.backends.common import aot_autograd
         self.graphs = {"forward": [], "backward": []}
 
         def keep(kind):
             def compiler(gm, example_inputs):
                 self.graphs[kind].append(gm)
-                return gm.forward
+                return make_boxed_func(gm.forward)
             return compiler
         self.backend = aot_autograd(fw_compiler=keep("forward"), bw_compiler=keep("backward"))
 
