@@ -55,7 +55,7 @@ else
     XDIST=(); TIMEOUT=()
     "$PY" -c "import xdist" 2>/dev/null && XDIST=(-n "${GPU_CHECK_WORKERS:-8}")
     "$PY" -c "import pytest_timeout" 2>/dev/null && TIMEOUT=(--timeout "${GPU_CHECK_TEST_TIMEOUT_S:-120}")
-    TEST_CMD=("$PY" -m pytest ${GPU_CHECK_TESTS:-tests/ops/test_gpu.py} -m gpu -q -p no:cacheprovider
+    TEST_CMD=("$PY" -m pytest ${GPU_CHECK_TESTS:-tests/ops/test_gpu.py tests/ops/test_gpu_instance_norm_act.py} -m gpu -q -p no:cacheprovider
               "${XDIST[@]}" "${TIMEOUT[@]}" --junitxml="$OUT/gpu-tests.xml")
     OPS_CMD=("$PY" -m benchmarks.ops.run --device cuda --shape 16x512x16x16 --shape 16x128x64x64
              --shape 16x3x256x256 --dtype bfloat16 --dtype float32 --channels-last "${FUSED[@]}"

@@ -8,21 +8,19 @@ The step is pygan's (pygan/train/loop_cyclegan.py, Zhu et al. 2017 §3-4) with t
 (pygan.models.cyclegan: ResNet generators G_AB, G_BA; 70x70 PatchGAN discriminators D_A, D_B) and
 losses (pygan.losses, LSGAN), on one batch of random images of each domain:
 
-* generator step: LSGAN adversarial losses + 10 * cycle L1 + 0.5 * 10 * identity L1, gradients
-  w.r.t. the parameters of both generators;
-* discriminator step: LSGAN losses on real images and the detached fakes, halved, gradients
-  w.r.t. both discriminators.
+* generator step: LSGAN adversarial terms mse(D(G(x)), 1) + 10 * cycle L1 + 0.5 * 10 * identity
+  L1, gradients w.r.t. the parameters of both generators;
+* discriminator step: 0.5 * (mse(D(real), 1) + mse(D(fake), 0)) per discriminator on the
+  detached fakes, gradients w.r.t. both discriminators (the authors' code, as the trainer).
 
 Gradients come from ``torch.autograd.grad`` (no optimiser, so nothing but the networks is
 timed), and the fakes go to the discriminators directly: the history pool is bookkeeping, not
 compute.
 
-Which pygan ops run: only ``bias_lrelu``, as the activations (``pygan.nn.ReLU`` after every
-instance norm of the generators, ``pygan.nn.LeakyReLU(0.2)`` in the discriminators), with no
-bias, scale 1 and gain 1, so the fused backends replace one elementwise activation (forward and
-backward) per layer and nothing else; the convolutions and instance norms are PyTorch's under
-every provider. Expect fused ~ reference here: this bench measures the honest baseline that
-pygan's ops cannot move much, and what torch.compile gains on it.
+Which pygan ops run: ``instance_norm_act`` (every instance norm with its ReLU in the
+generators and LeakyReLU(0.2) in the discriminators, and each residual block's last norm with
+the block's add fused in) and ``bias_lrelu`` (the discriminator's first activation, which
+follows a convolution with no norm). The convolutions are PyTorch's under every provider.
 
 Providers: ``reference`` (every op in plain PyTorch, eager), the fused backends that run on the
 device (``cpp`` / ``cuda`` / ``triton``), and ``compile``: torch.compile of the four reference
@@ -43,15 +41,9 @@ import torch
 import pygan.ops as ops
 from benchmarks.e2e._step import (DTYPES, add_ratios, default_providers, parser, run_and_save,
                                 time_providers)
-from pygan import losses
 from pygan.models import cyclegan
 
 LAMBDA_CYC, LAMBDA_ID = 10.0, 0.5   # the paper's weights; the identity weight is a fraction of LAMBDA_CYC
-
-
-def paper_num_blocks(resolution: int) -> int:
-    """Residual blocks of the paper's generator: 6 for 128x128 images (and smaller), 9 for 256x256."""
-    return 9 if resolution >= 256 else 6
 
 
 def make_nets(base_channels, num_blocks, device, channels_last):
@@ -78,17 +70,20 @@ def make_step(nets, run_nets, batch, res, device, dtype, channels_last, backend)
     def l1(x, y):
         return (x - y).abs().mean().float()
 
+    def mse(scores, target):
+        return (scores.float() - target).square().mean()
+
     def step():
         with ops.use_backend(backend), autocast:
             fake_b, fake_a = g_ab(a), g_ba(b)
-            adv = losses.lsgan_generator_loss(d_b(fake_b).float()) + losses.lsgan_generator_loss(d_a(fake_a).float())
+            adv = mse(d_b(fake_b), 1.0) + mse(d_a(fake_a), 1.0)
             cyc = l1(g_ba(fake_b), a) + l1(g_ab(fake_a), b)
             idt = l1(g_ba(a), a) + l1(g_ab(b), b)
             g_loss = adv + LAMBDA_CYC * cyc + LAMBDA_ID * LAMBDA_CYC * idt
             torch.autograd.grad(g_loss, g_params)
             fake_b, fake_a = fake_b.detach(), fake_a.detach()
-            d_loss = 0.5 * (losses.lsgan_discriminator_loss(d_b(b).float(), d_b(fake_b).float())
-                            + losses.lsgan_discriminator_loss(d_a(a).float(), d_a(fake_a).float()))
+            d_loss = 0.5 * (mse(d_b(b), 1.0) + mse(d_b(fake_b), 0.0)) \
+                + 0.5 * (mse(d_a(a), 1.0) + mse(d_a(fake_a), 0.0))
             torch.autograd.grad(d_loss, d_params)
     return step
 
@@ -102,7 +97,7 @@ def run(args, progress=lambda rows: None) -> list[dict]:
     rows = []
     for res in resolutions:
         blocks = args.num_blocks if args.num_blocks is not None else \
-            paper_num_blocks(res) if device.type == "cuda" else 3
+            cyclegan.paper_num_blocks(res) if device.type == "cuda" else 3
         batch = args.batch or 1
         nets = make_nets(base, blocks, device, args.channels_last)
         compiled = [torch.compile(n) for n in nets]
