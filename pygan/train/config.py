@@ -624,24 +624,18 @@ def _check_data_folder(data) -> None:
     (found by name; nothing is decoded, so this costs no more than listing the folder)."""
     if data is None:
         return
-    from torchvision.datasets.folder import IMG_EXTENSIONS
-
     from ..data import BUNDLED_NAMES
+    from ..data.folder import check_image_folder
 
     if str(data).strip().lower().replace("_", "-") in BUNDLED_NAMES:
         return
-    path = os.path.abspath(os.path.expanduser(str(data)))
-    if not os.path.exists(path):
+    try:
+        check_image_folder(data)
+    except FileNotFoundError:
         raise ValueError(f"--data {data!r} is neither a bundled data set ({', '.join(BUNDLED_NAMES)}) "
-                         f"nor an existing folder ({path})")
-    if not os.path.isdir(path):
-        raise ValueError(f"--data must be a folder of images or a bundled name; {path} is a file")
-    for _, dirnames, filenames in os.walk(path, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        if any(not f.startswith(".") and f.lower().endswith(IMG_EXTENSIONS) for f in filenames):
-            return
-    raise ValueError(f"--data {path} holds no images (looked for {', '.join(IMG_EXTENSIONS)} "
-                     "files, in subfolders too)")
+                         f"nor an existing folder") from None
+    except (ValueError, OSError) as e:   # not a folder, or no image file in it or below it
+        raise ValueError(f"--data: {e}") from None
 
 
 def _validate_small_gan(cfg: dict) -> None:
