@@ -411,7 +411,6 @@ def main(argv=None) -> int:
     import torch
     import triton
 
-    import pygan.ops as ops
     from pygan.ops import _library
     if _library._triton_error:
         print(f"the Triton kernels did not load: {_library._triton_error}", file=sys.stderr)

@@ -33,7 +33,6 @@ element's bound is the ulp term alone.
 
 from __future__ import annotations
 
-import math
 import os
 
 import pytest

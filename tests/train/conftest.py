@@ -1,6 +1,7 @@
 """Tiny settings shared by the training tests: every model at a few channels, a few steps."""
 
 import pytest
+import torch
 
 TINY = {
     "gan": ["--resolution", "16", "--width", "0.03", "--latent-dim", "8", "--batch-size", "8"],
@@ -17,6 +18,17 @@ TINY = {
 }
 # training-time evaluation stays on (it runs at the end of every test run), on few images
 QUIET = ["--progress", "false", "--tensorboard", "false", "--eval-n", "16"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The training tests' networks have a few channels: one intra-op thread is fastest, and immune
+    to oversubscription on a busy 2-core machine (where two threads spin-waiting on each other
+    made a tiny step ~10x slower); restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -42,14 +42,6 @@ pytestmark = pytest.mark.skipif("cpp" not in ops.available_backends(),
                                 reason="the compiled CPU kernels (pygan._C) are not built here")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("cyclegan-data")

@@ -31,15 +31,6 @@ def _image(path, seed, size=40):
     Image.fromarray(pixels).save(path)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Networks of a few filters gain nothing from threads; one keeps a busy machine responsive."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def two_domains(tmp_path):
     """trainA with 3 images, trainB with 5: an epoch is 5 steps at batch 1."""

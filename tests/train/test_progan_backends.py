@@ -44,17 +44,6 @@ FLOAT32_EARLY, FLOAT32_LATE, EARLY_STEPS = 1e-4, 0.1, 60
 _CACHE = {}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one intra-op thread (on a busy 2-core machine two threads spin-wait on each
-    other and a step takes 10x longer); restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-
 class _NoFiles:
     def save_grid(self, name=None):
         pass

@@ -45,17 +45,6 @@ _DATASETS: dict = {}
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one intra-op thread (on a busy 2-core machine two threads spin-wait on each
-    other and a step takes 10x longer); restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-
-@pytest.fixture(autouse=True)
 def reuse_the_bundled_cache(monkeypatch):
     """One in-process MultiResCache per (data, resolution) for these tests (reading the emoji
     set takes ~2 s per trainer otherwise); the cache is read-only, so sharing changes nothing."""

@@ -45,16 +45,6 @@ MODELS = list(RECIPE)
 STEPS = 2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Networks of a few channels: one thread is fastest (and immune to a busy machine's
-    oversubscription)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _trainer(model, tmp_path, tiny_settings, *extra):
     TINY, QUIET = tiny_settings
     cfg = config.resolve([model, "--out", str(tmp_path / "run"), "--device", "cpu", *TINY[model],
