@@ -106,7 +106,9 @@ def _fused_bwd_kernel(
     q = scalar(neg, ACC)
     e = scalar(eps, ACC)
     inv_c = precise_div(scalar(1.0, ACC), scalar(C, ACC))
-    db = tl.full([BLOCK_C, BLOCK_S], 0, ACC)   # ONE_CHUNK: bias partial sums stay in registers
+    # ONE_CHUNK: the bias partial sums stay in registers, one per channel: a [BLOCK_C, BLOCK_S]
+    # accumulator made BLOCK_C=512 spill on sm_90 (16 B stack in ProGAN's 512-channel layers)
+    db = tl.full([BLOCK_C], 0, ACC)
     row0 = chunk * ROWS_PER_PROGRAM
     for i in range(0, tl.minimum(ROWS_PER_PROGRAM, ROWS - row0)):
         n, s, s_mask = row_pixels(row0 + i, S, SB, NS, BLOCK_S, FLAT)
@@ -126,7 +128,7 @@ def _fused_bwd_kernel(
                      mask=mask)
             if HAS_DB:
                 # masked lanes: dz is 0, or NaN where a masked pixel's r = 1/sqrt(0 + eps = 0)
-                db += tl.where(mask, dz, 0.0)
+                db += tl.sum(tl.where(mask, dz, 0.0), axis=1)
         else:
             saa = tl.full([BLOCK_C, BLOCK_S], 0, ACC)
             sga = tl.full([BLOCK_C, BLOCK_S], 0, ACC)
@@ -155,7 +157,7 @@ def _fused_bwd_kernel(
                     tl.store(part_ptr + (row0 + i) * C + cc,
                              tl.sum(tl.where(mask, dz, 0.0), axis=1), mask=c_mask)
     if HAS_DB and ONE_CHUNK:
-        tl.store(part_ptr + chunk * C + c, tl.sum(db, axis=1), mask=c < C)
+        tl.store(part_ptr + chunk * C + c, db, mask=c < C)
 
 
 def bias_lrelu_pixel_norm(x: torch.Tensor, bias: torch.Tensor | None, scale: float,

@@ -23,10 +23,7 @@ import pygan.ops as ops  # noqa: E402
 
 # Violations known when this test was written, each with its owner's issue; the test fails if one
 # disappears (remove it here) as well as on any other violation.
-KNOWN = {
-    "Triton _fused_bwd_kernel": "bias_lrelu_pixel_norm backward at BLOCK_C=512 spills (issue 12 follow-up; "
-                                "triton_kernels/bias_lrelu_pixel_norm.py)",
-}
+KNOWN: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
