@@ -16,6 +16,7 @@
 //     over cache-resident data) merge into running ones with Chan's formula, so the statistics
 //     take a single pass over memory.
 #include "common.h"
+#include "instance_norm_act.h"
 
 #include <vector>
 
@@ -318,24 +319,6 @@ void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, scalar_t* d, N
   }
 }
 
-void check_inputs(const at::Tensor& x, const std::optional<at::Tensor>& weight, const std::optional<at::Tensor>& bias,
-                  const char* op) {
-  TORCH_CHECK(x.dim() >= 3 && x.is_floating_point(), "pygan::", op,
-              ": x must be a floating-point (N, C, *spatial) tensor, got ", x.sizes());
-  int64_t S = 1;
-  for (int64_t d = 2; d < x.dim(); ++d) S *= x.size(d);
-  TORCH_CHECK(S > 1 || x.numel() == 0, "pygan::", op,
-              ": instance norm needs more than one spatial element per channel, got x of shape ", x.sizes());
-  for (const auto* t : {&weight, &bias}) {
-    if (!t->has_value()) continue;
-    const char* name = t == &weight ? "weight" : "bias";
-    TORCH_CHECK((*t)->dim() == 1 && (*t)->size(0) == x.size(1), "pygan::", op, ": ", name,
-                " must be (C,) with C = ", x.size(1), ", got ", (*t)->sizes());
-    TORCH_CHECK((*t)->scalar_type() == x.scalar_type() && (*t)->device() == x.device(), "pygan::", op, ": ",
-                name, " must have x's dtype and device");
-  }
-}
-
 template <typename T>
 const T* ptr_or_null(const std::optional<at::Tensor>& t) {
   return t.has_value() ? t->const_data_ptr<T>() : nullptr;
@@ -344,7 +327,7 @@ const T* ptr_or_null(const std::optional<at::Tensor>& t) {
 at::Tensor instance_norm_act_cpu(const at::Tensor& x_, const std::optional<at::Tensor>& weight_,
                                  const std::optional<at::Tensor>& bias_, const std::optional<at::Tensor>& residual_,
                                  double slope_, double eps_) {
-  check_inputs(x_, weight_, bias_, "instance_norm_act");
+  check_instance_norm_act_inputs(x_, weight_, bias_, "instance_norm_act");
   if (residual_.has_value()) {
     TORCH_CHECK(residual_->sizes() == x_.sizes() && residual_->scalar_type() == x_.scalar_type() &&
                     residual_->device() == x_.device(),
@@ -406,7 +389,7 @@ at::Tensor instance_norm_act_cpu(const at::Tensor& x_, const std::optional<at::T
 std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm_act_bwd_cpu(
     const at::Tensor& grad_, const at::Tensor& x_, const std::optional<at::Tensor>& weight_,
     const std::optional<at::Tensor>& bias_, double slope_, double eps_) {
-  check_inputs(x_, weight_, bias_, "instance_norm_act_bwd");
+  check_instance_norm_act_inputs(x_, weight_, bias_, "instance_norm_act_bwd");
   TORCH_CHECK(grad_.sizes() == x_.sizes() && grad_.scalar_type() == x_.scalar_type() && grad_.device() == x_.device(),
               "pygan::instance_norm_act_bwd: grad must match x in shape, dtype and device");
   NCS gv, xv;
