@@ -39,8 +39,9 @@ def grads(fn, inputs, cotangent):
 
 
 # NCHW with S >= the tile's pixel budget (row blocks inside a sample), tiny S (blocks across
-# samples), channels_last, and odd sizes with tails everywhere
-SHAPES = [(3, 11, 5, 7), (5, 9, 1, 2), (2, 6, 3, 3)]
+# samples), channels_last, and odd sizes with tails everywhere; C <= MAX_BLOCK_C (all channels in
+# one block, so a program sums the bias gradient over several row blocks in its one accumulator)
+SHAPES = [(3, 11, 5, 7), (5, 9, 1, 2), (2, 6, 3, 3), (7, 3, 5, 7)]
 LAYOUTS = [torch.contiguous_format, torch.channels_last]
 
 
