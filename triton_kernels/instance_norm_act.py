@@ -157,6 +157,17 @@ def _fwd_kernel(x_ptr, w_ptr, b_ptr, res_ptr, y_ptr, mean_ptr, m2_ptr, C, S, CB,
 
 
 @triton.jit
+def _xh_dz(x_base, g_base, c, s, m, x_sc, x_ss, g_sc, g_ss, mean, r, w, b, sl, ACC: tl.constexpr):
+    """One [BLOCK_C, BLOCK_S] tile of the backward: xh = (x - mean) * r and
+    dz = g * act'(xh * w + b), act'(z) = 1 if z > 0 else slope."""
+    x = tl.load(x_base + c[:, None] * x_sc + s[None, :] * x_ss, mask=m, other=0.0).to(ACC)
+    g = tl.load(g_base + c[:, None] * g_sc + s[None, :] * g_ss, mask=m, other=0.0).to(ACC)
+    xh = (x - mean[:, None]) * r[:, None]
+    dz = g * tl.where(xh * w[:, None] + b[:, None] > 0, 1.0, sl)
+    return xh, dz
+
+
+@triton.jit
 def _bwd_kernel(g_ptr, x_ptr, w_ptr, b_ptr, d_ptr, mean_ptr, m2_ptr, t1_ptr, t2_ptr,
                 C, S, CB, K, CHUNK, g_sn, g_sc, g_ss, x_sn, x_sc, x_ss, d_sn, d_sc, d_ss,
                 slope: tl.float64, eps: tl.float64,
@@ -189,13 +200,8 @@ def _bwd_kernel(g_ptr, x_ptr, w_ptr, b_ptr, d_ptr, mean_ptr, m2_ptr, t1_ptr, t2_
         for i in range(0, steps):
             s = s_lo + i * BLOCK_S + s_ar
             m = c_mask[:, None] & (s < s_hi)[None, :]
-            x = tl.load(x_ptr + n * x_sn + c[:, None] * x_sc + s[None, :] * x_ss, mask=m,
-                        other=0.0).to(ACC)
-            g = tl.load(g_ptr + n * g_sn + c[:, None] * g_sc + s[None, :] * g_ss, mask=m,
-                        other=0.0).to(ACC)
-            xh = (x - mean[:, None]) * r[:, None]
-            z = xh * w[:, None] + b[:, None]
-            dz = g * tl.where(z > 0, 1.0, sl)
+            xh, dz = _xh_dz(x_ptr + n * x_sn, g_ptr + n * g_sn, c, s, m, x_sc, x_ss, g_sc, g_ss,
+                            mean, r, w, b, sl, ACC)
             a1 += dz
             a2 += dz * xh
         t1 = tl.sum(a1, axis=1)
@@ -210,13 +216,8 @@ def _bwd_kernel(g_ptr, x_ptr, w_ptr, b_ptr, d_ptr, mean_ptr, m2_ptr, t1_ptr, t2_
         for i in range(0, steps):
             s = s_lo + i * BLOCK_S + s_ar
             m = c_mask[:, None] & (s < s_hi)[None, :]
-            x = tl.load(x_ptr + n * x_sn + c[:, None] * x_sc + s[None, :] * x_ss, mask=m,
-                        other=0.0).to(ACC)
-            g = tl.load(g_ptr + n * g_sn + c[:, None] * g_sc + s[None, :] * g_ss, mask=m,
-                        other=0.0).to(ACC)
-            xh = (x - mean[:, None]) * r[:, None]
-            z = xh * w[:, None] + b[:, None]
-            dz = g * tl.where(z > 0, 1.0, sl)
+            xh, dz = _xh_dz(x_ptr + n * x_sn, g_ptr + n * g_sn, c, s, m, x_sc, x_ss, g_sc, g_ss,
+                            mean, r, w, b, sl, ACC)
             dx = a[:, None] * dz - k1[:, None] - xh * k2[:, None]
             tl.store(d_ptr + n * d_sn + c[:, None] * d_sc + s[None, :] * d_ss,
                      round_to(dx, d_ptr.dtype.element_ty), mask=m)
