@@ -71,6 +71,19 @@ def _row_coords(r, C, H, W, CL: tl.constexpr):
 
 
 @triton.jit
+def _tile(ROWS, INNER, C, H, W, CL: tl.constexpr, ROW64: tl.constexpr, BLOCK_R: tl.constexpr,
+          BLOCK_I: tl.constexpr):
+    """This program's tile: inner indices i, the in-bounds mask, and each row's coordinates
+    (n, a, b) from :func:`_row_coords` (row indices in 64-bit only when ROW64)."""
+    r0 = tl.program_id(0).to(tl.int64) * BLOCK_R if ROW64 else tl.program_id(0) * BLOCK_R
+    r = r0 + tl.arange(0, BLOCK_R)
+    i = (tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)).to(tl.int64)
+    mask = (r < ROWS)[:, None] & (i < INNER)[None, :]
+    n, a, b = _row_coords(r, C, H, W, CL)
+    return i, mask, n, a, b
+
+
+@triton.jit
 def _fade_in_fwd_kernel(
     low_ptr, high_ptr, out_ptr, alpha_ptr, alpha: tl.float64, ROWS, INNER, C, H, W,
     l_sn, l_sc, l_sh, l_sw, h_sn, h_sc, h_sh, h_sw, o_sn, o_sc, o_sh, o_sw,
@@ -79,11 +92,7 @@ def _fade_in_fwd_kernel(
 ):
     """A [BLOCK_R, BLOCK_I] tile of the output: BLOCK_R rows (see :func:`_row_coords`) times
     BLOCK_I consecutive elements of the inner dim. The row split is per row, not per element."""
-    r0 = tl.program_id(0).to(tl.int64) * BLOCK_R if ROW64 else tl.program_id(0) * BLOCK_R
-    r = r0 + tl.arange(0, BLOCK_R)
-    i = (tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)).to(tl.int64)
-    mask = (r < ROWS)[:, None] & (i < INNER)[None, :]
-    n, a, b = _row_coords(r, C, H, W, CL)
+    i, mask, n, a, b = _tile(ROWS, INNER, C, H, W, CL, ROW64, BLOCK_R, BLOCK_I)
     al, be = _alpha_pair(alpha_ptr, alpha, ALPHA_FROM_PTR, ACC)
     if CL:   # rows (n, h, w), inner c
         h_row = n * h_sn + a * h_sh + b * h_sw
@@ -110,11 +119,7 @@ def _fade_in_bwd_kernel(
 ):
     """A tile of d_low (H, W are its sizes, rows as in the forward); each element reads its 2x2
     (or 1x1) block of grad and writes the same block of d_high."""
-    r0 = tl.program_id(0).to(tl.int64) * BLOCK_R if ROW64 else tl.program_id(0) * BLOCK_R
-    r = r0 + tl.arange(0, BLOCK_R)
-    i = (tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)).to(tl.int64)
-    mask = (r < ROWS)[:, None] & (i < INNER)[None, :]
-    n, a, b = _row_coords(r, C, H, W, CL)
+    i, mask, n, a, b = _tile(ROWS, INNER, C, H, W, CL, ROW64, BLOCK_R, BLOCK_I)
     al, be = _alpha_pair(alpha_ptr, alpha, ALPHA_FROM_PTR, ACC)
     total = tl.full([BLOCK_R, BLOCK_I], 0, ACC)
     for dy in tl.static_range(0, 1 << SHIFT):
