@@ -185,7 +185,9 @@ class Planner:
             if node.op != "call_module":
                 continue
             head = parent.get_submodule(node.target)
-            if _match.activation_slope(head) is not None and node.args:
+            if _match.activation_slope(head) is not None and node.args and not (
+                    isinstance(node.args[0], torch.fx.Node) and node.args[0].op == "call_module"
+                    and self._is_head(parent.get_submodule(node.args[0].target))):
                 self.why_not.setdefault(id(head), f"follows {self._node_name(parent, node.args[0])}, "
                                                   "not a conv or linear")
             if id(head) in self.claimed:
@@ -201,6 +203,10 @@ class Planner:
                    or (None if len(node.args) == 1 and not node.kwargs else "called with extra arguments"))
             if why:
                 self.why_not.setdefault(id(head), why)
+                for user in node.users:
+                    if user.op == "call_module":
+                        self.why_not.setdefault(id(parent.get_submodule(user.target)),
+                                                f"the {type(head).__name__} before it is {why}")
                 continue
             chain = _Chain(parent, head, node, "norm" if form is None else "producer", form, [])
             roles = ("act", "pn") if form is not None else ("act",)
@@ -225,6 +231,9 @@ class Planner:
             found.append(chain)
         self._validate_tails(parent, found, calls)
         self._group(found)
+
+    def _is_head(self, m: nn.Module) -> bool:
+        return self.producer(m) is not None or _match.is_instance_norm(m) is None
 
     @staticmethod
     def _node_name(parent: nn.Module, node: object) -> str:
