@@ -1,7 +1,9 @@
 // Minibatch standard deviation, CPU. Sample n = g * M + m is in group m (M = N / G groups of G).
-//   sigma[m, c, p] = sqrt(mean_g (x[g*M+m, c, p] - mu)^2 + eps)
+// D = G - 1 when unbiased (Bessel's correction, as torch.std; needs G >= 2), else D = G.
+//   mu = mean_g x[g*M+m, c, p]  (always / G)
+//   sigma[m, c, p] = sqrt(sum_g (x[g*M+m, c, p] - mu)^2 / D + eps)
 //   s[m, f] = mean_{c in f, p} sigma;  out = cat(x, s[n mod M, f] replicated over pixels)
-// Backward: dx = grad[:, :C] + gs[m, f] / (Cf * P) * (x - mu) / (G * sigma),
+// Backward: dx = grad[:, :C] + gs[m, f] / (Cf * P) * (x - mu) / (D * sigma),
 //   gs[m, f] = sum over the group's samples and pixels of grad[:, C + f].
 #include "common.h"
 
@@ -10,18 +12,22 @@
 namespace pygan {
 namespace {
 
-void check_args(const at::Tensor& x, int64_t G, int64_t F, const char* op) {
+// Checks the arguments; returns D, the divisor of the sum of squared deviations.
+int64_t check_args(const at::Tensor& x, int64_t G, int64_t F, bool unbiased, const char* op) {
   TORCH_CHECK(x.dim() == 4 && x.is_floating_point(), "pygan::", op,
               ": x must be a floating-point (N, C, H, W) tensor, got ", x.sizes());
   TORCH_CHECK(G >= 1 && x.size(0) % G == 0, "pygan::", op, ": N=", x.size(0),
               " is not divisible by group_size=", G);
   TORCH_CHECK(F >= 1 && x.size(1) % F == 0, "pygan::", op, ": C=", x.size(1),
               " is not divisible by num_channels=", F);
+  TORCH_CHECK_VALUE(!unbiased || G >= 2, "pygan::", op, ": unbiased=True needs group_size >= 2, got ",
+                    "group_size=", G, " (the unbiased variance of one sample is undefined)");
+  return unbiased ? G - 1 : G;
 }
 
 // sum_p sigma[m, c, p] for every (m, c), in acc_t.
 template <typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
-std::vector<acc_t> sigma_sums(const scalar_t* x, const NCS& xv, int64_t G, double eps) {
+std::vector<acc_t> sigma_sums(const scalar_t* x, const NCS& xv, int64_t G, int64_t D, double eps) {
   const int64_t M = xv.n / G, C = xv.c, S = xv.s;
   std::vector<acc_t> sums(M * C);
   at::parallel_for(0, M * C, grain_for(G * S), [&](int64_t begin, int64_t end) {
@@ -39,7 +45,7 @@ std::vector<acc_t> sigma_sums(const scalar_t* x, const NCS& xv, int64_t G, doubl
         mean /= acc_t(G);
         acc_t var = 0;
         for (int64_t g = 0; g < G; ++g) var += (v[g] - mean) * (v[g] - mean);
-        total += std::sqrt(var / acc_t(G) + acc_t(eps));
+        total += std::sqrt(var / acc_t(D) + acc_t(eps));
       }
       sums[mc] = total;
     }
@@ -47,8 +53,8 @@ std::vector<acc_t> sigma_sums(const scalar_t* x, const NCS& xv, int64_t G, doubl
   return sums;
 }
 
-at::Tensor minibatch_std_cpu(const at::Tensor& x_, int64_t G, int64_t F, double eps) {
-  check_args(x_, G, F, "minibatch_std");
+at::Tensor minibatch_std_cpu(const at::Tensor& x_, int64_t G, int64_t F, double eps, bool unbiased) {
+  const int64_t D = check_args(x_, G, F, unbiased, "minibatch_std");
   const int64_t N = x_.size(0), C = x_.size(1), H = x_.size(2), W = x_.size(3);
   at::Tensor out = empty_in_layout_of({N, C + F, H, W}, x_);
   out.narrow(1, 0, C).copy_(x_);
@@ -59,7 +65,7 @@ at::Tensor minibatch_std_cpu(const at::Tensor& x_, int64_t G, int64_t F, double 
   const int64_t M = N / G, Cf = C / F, S = xv.s;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "minibatch_std", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const auto sums = sigma_sums<scalar_t>(x.const_data_ptr<scalar_t>(), xv, G, eps);
+    const auto sums = sigma_sums<scalar_t>(x.const_data_ptr<scalar_t>(), xv, G, D, eps);
     std::vector<scalar_t> stat(M * F);
     for (int64_t m = 0; m < M; ++m) {
       for (int64_t f = 0; f < F; ++f) {
@@ -82,8 +88,8 @@ at::Tensor minibatch_std_cpu(const at::Tensor& x_, int64_t G, int64_t F, double 
 }
 
 at::Tensor minibatch_std_bwd_cpu(const at::Tensor& grad_, const at::Tensor& x_, int64_t G, int64_t F,
-                                 double eps) {
-  check_args(x_, G, F, "minibatch_std_bwd");
+                                 double eps, bool unbiased) {
+  const int64_t D = check_args(x_, G, F, unbiased, "minibatch_std_bwd");
   const int64_t N = x_.size(0), C = x_.size(1);
   TORCH_CHECK(grad_.dim() == 4 && grad_.size(0) == N && grad_.size(1) == C + F &&
                   grad_.size(2) == x_.size(2) && grad_.size(3) == x_.size(3) &&
@@ -116,7 +122,7 @@ at::Tensor minibatch_std_bwd_cpu(const at::Tensor& grad_, const at::Tensor& x_, 
       std::vector<acc_t> v(G);
       for (int64_t mc = begin; mc < end; ++mc) {
         const int64_t m = mc / C, c = mc % C;
-        const acc_t kmf = k[m * F + c / Cf] / acc_t(G);
+        const acc_t kmf = k[m * F + c / Cf] / acc_t(D);
         for (int64_t s = 0; s < S; ++s) {
           acc_t mean = 0;
           for (int64_t gi = 0; gi < G; ++gi) {
@@ -126,7 +132,7 @@ at::Tensor minibatch_std_bwd_cpu(const at::Tensor& grad_, const at::Tensor& x_, 
           mean /= acc_t(G);
           acc_t var = 0;
           for (int64_t gi = 0; gi < G; ++gi) var += (v[gi] - mean) * (v[gi] - mean);
-          const acc_t coef = kmf / std::sqrt(var / acc_t(G) + acc_t(eps));
+          const acc_t coef = kmf / std::sqrt(var / acc_t(D) + acc_t(eps));
           for (int64_t gi = 0; gi < G; ++gi) {
             const int64_t n = gi * M + m;
             d[n * dx.v.sn + c * dx.v.sc + s * dx.v.ss] =

@@ -1,4 +1,5 @@
-// Minibatch standard deviation, CUDA (maths as minibatch_std.cpp). The per-(group, channel)
+// Minibatch standard deviation, CUDA (maths as minibatch_std.cpp: D = G - 1 when unbiased, else G,
+// divides the sum of squared deviations; the mean divides by G). The per-(group, channel)
 // sums of sigma over pixels and the backward's per-element update are kernels; the small
 // reductions over channel groups and samples, and the replication of the statistic, are ATen ops
 // on the current stream (deterministic, no synchronisation).
@@ -9,7 +10,8 @@ namespace {
 
 // sums[m * C + c] = sum_s sigma(m, c, s), one block per (m, c).
 template <typename T, typename acc_t>
-__global__ void sigma_sums(const T* __restrict__ x, NCS xv, int64_t G, acc_t eps, acc_t* __restrict__ sums) {
+__global__ void sigma_sums(const T* __restrict__ x, NCS xv, int64_t G, int64_t D, acc_t eps,
+                           acc_t* __restrict__ sums) {
   __shared__ acc_t warp_totals[cuda::kThreads / 32];
   const int64_t M = xv.n / G, C = xv.c;
   for (int64_t mc = blockIdx.x; mc < M * C; mc += gridDim.x) {
@@ -25,7 +27,7 @@ __global__ void sigma_sums(const T* __restrict__ x, NCS xv, int64_t G, acc_t eps
         const acc_t d = static_cast<acc_t>(base[g * M * xv.sn + s * xv.ss]) - mean;
         var += d * d;
       }
-      total += cuda::sqrt_acc(var / acc_t(G) + eps);
+      total += cuda::sqrt_acc(var / acc_t(D) + eps);
     }
     total = cuda::warp_sum(total);
     if ((threadIdx.x & 31) == 0) warp_totals[threadIdx.x >> 5] = total;
@@ -39,10 +41,10 @@ __global__ void sigma_sums(const T* __restrict__ x, NCS xv, int64_t G, acc_t eps
   }
 }
 
-// dx[g*M+m, c, s] = grad[g*M+m, c, s] + k[m, c / Cf] / G * (x - mean) / sigma, one thread per (m, c, s).
+// dx[g*M+m, c, s] = grad[g*M+m, c, s] + k[m, c / Cf] / D * (x - mean) / sigma, one thread per (m, c, s).
 template <typename T, typename acc_t>
 __global__ void minibatch_std_bwd_kernel(const T* __restrict__ grad, NCS gv, const T* __restrict__ x, NCS xv,
-                                         T* __restrict__ dx, NCS dv, int64_t G, int64_t Cf,
+                                         T* __restrict__ dx, NCS dv, int64_t G, int64_t D, int64_t Cf,
                                          const acc_t* __restrict__ k, int64_t F, acc_t eps) {
   const int64_t M = xv.n / G, C = xv.c, S = xv.s, total = M * C * S;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
@@ -56,7 +58,7 @@ __global__ void minibatch_std_bwd_kernel(const T* __restrict__ grad, NCS gv, con
       const acc_t d = static_cast<acc_t>(x[(g * M + m) * xv.sn + c * xv.sc + s * xv.ss]) - mean;
       var += d * d;
     }
-    const acc_t coef = k[m * F + c / Cf] / (acc_t(G) * cuda::sqrt_acc(var / acc_t(G) + eps));
+    const acc_t coef = k[m * F + c / Cf] / (acc_t(D) * cuda::sqrt_acc(var / acc_t(D) + eps));
     for (int64_t g = 0; g < G; ++g) {
       const int64_t n = g * M + m;
       const acc_t xv_ = static_cast<acc_t>(x[n * xv.sn + c * xv.sc + s * xv.ss]);
@@ -66,15 +68,19 @@ __global__ void minibatch_std_bwd_kernel(const T* __restrict__ grad, NCS gv, con
   }
 }
 
-void check_args(const at::Tensor& x, int64_t G, int64_t F, const char* op) {
+// Checks the arguments; returns D, the divisor of the sum of squared deviations.
+int64_t check_args(const at::Tensor& x, int64_t G, int64_t F, bool unbiased, const char* op) {
   TORCH_CHECK(x.dim() == 4 && x.is_floating_point(), "pygan::", op, ": x must be a floating-point (N, C, H, W) tensor, got ",
               x.sizes());
   TORCH_CHECK(G >= 1 && x.size(0) % G == 0, "pygan::", op, ": N=", x.size(0), " is not divisible by group_size=", G);
   TORCH_CHECK(F >= 1 && x.size(1) % F == 0, "pygan::", op, ": C=", x.size(1), " is not divisible by num_channels=", F);
+  TORCH_CHECK_VALUE(!unbiased || G >= 2, "pygan::", op, ": unbiased=True needs group_size >= 2, got group_size=", G,
+                    " (the unbiased variance of one sample is undefined)");
+  return unbiased ? G - 1 : G;
 }
 
-at::Tensor minibatch_std_cuda(const at::Tensor& x_, int64_t G, int64_t F, double eps) {
-  check_args(x_, G, F, "minibatch_std");
+at::Tensor minibatch_std_cuda(const at::Tensor& x_, int64_t G, int64_t F, double eps, bool unbiased) {
+  const int64_t D = check_args(x_, G, F, unbiased, "minibatch_std");
   cuda::check_same_device("minibatch_std", {{"x", &x_}});
   const c10::cuda::CUDAGuard guard(x_.device());
   const int64_t N = x_.size(0), C = x_.size(1), H = x_.size(2), W = x_.size(3), M = N / G;
@@ -88,7 +94,7 @@ at::Tensor minibatch_std_cuda(const at::Tensor& x_, int64_t G, int64_t F, double
   PYGAN_DISPATCH_FLOATING(x.scalar_type(), "minibatch_std_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     sigma_sums<scalar_t, acc_t><<<cuda::blocks_for(M * C, 1), cuda::kThreads, 0, cuda::stream()>>>(
-        x.const_data_ptr<scalar_t>(), xv, G, static_cast<acc_t>(eps), sums.mutable_data_ptr<acc_t>());
+        x.const_data_ptr<scalar_t>(), xv, G, D, static_cast<acc_t>(eps), sums.mutable_data_ptr<acc_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   // s[m, f] = mean over the group's channels and pixels; sample n takes s[n mod M]
@@ -98,8 +104,9 @@ at::Tensor minibatch_std_cuda(const at::Tensor& x_, int64_t G, int64_t F, double
   return out;
 }
 
-at::Tensor minibatch_std_bwd_cuda(const at::Tensor& grad_, const at::Tensor& x_, int64_t G, int64_t F, double eps) {
-  check_args(x_, G, F, "minibatch_std_bwd");
+at::Tensor minibatch_std_bwd_cuda(const at::Tensor& grad_, const at::Tensor& x_, int64_t G, int64_t F, double eps,
+                                  bool unbiased) {
+  const int64_t D = check_args(x_, G, F, unbiased, "minibatch_std_bwd");
   const int64_t N = x_.size(0), C = x_.size(1), H = x_.size(2), W = x_.size(3), M = N / G;
   TORCH_CHECK(grad_.dim() == 4 && grad_.size(0) == N && grad_.size(1) == C + F && grad_.size(2) == H &&
                   grad_.size(3) == W && grad_.scalar_type() == x_.scalar_type(),
@@ -118,7 +125,7 @@ at::Tensor minibatch_std_bwd_cuda(const at::Tensor& grad_, const at::Tensor& x_,
     using acc_t = at::opmath_type<scalar_t>;
     minibatch_std_bwd_kernel<scalar_t, acc_t><<<cuda::blocks_for(M * C * xv.s), cuda::kThreads, 0, cuda::stream()>>>(
         grad.const_data_ptr<scalar_t>(), gv, x.const_data_ptr<scalar_t>(), xv, dx.work.mutable_data_ptr<scalar_t>(), dx.v,
-        G, C / F, k.const_data_ptr<acc_t>(), F, static_cast<acc_t>(eps));
+        G, D, C / F, k.const_data_ptr<acc_t>(), F, static_cast<acc_t>(eps));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return dx.finish();

@@ -18,9 +18,10 @@ TORCH_LIBRARY(pygan, m) {
   m.def("bias_lrelu_pixel_norm_bwd(Tensor grad, Tensor x, Tensor? bias, float scale,"
         " float negative_slope, float gain, float eps, bool bias_grad) -> (Tensor, Tensor)", tags);
 
-  m.def("minibatch_std(Tensor x, int group_size, int num_channels, float eps) -> Tensor", tags);
-  m.def("minibatch_std_bwd(Tensor grad, Tensor x, int group_size, int num_channels, float eps)"
-        " -> Tensor", tags);
+  m.def("minibatch_std(Tensor x, int group_size, int num_channels, float eps,"
+        " bool unbiased=False) -> Tensor", tags);
+  m.def("minibatch_std_bwd(Tensor grad, Tensor x, int group_size, int num_channels, float eps,"
+        " bool unbiased=False) -> Tensor", tags);
 
   m.def("fade_in(Tensor low, Tensor high, Tensor alpha) -> Tensor", tags);
   m.def("fade_in_bwd(Tensor grad, Tensor alpha, bool upsampled) -> (Tensor, Tensor)", tags);

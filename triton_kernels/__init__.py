@@ -26,10 +26,10 @@ SCHEMAS = {
                                   "float negative_slope, float gain, float eps, bool bias_grad) "
                                   "-> (Tensor, Tensor)",
                                   "bias_lrelu_pixel_norm.bias_lrelu_pixel_norm_bwd"),
-    "minibatch_std": ("(Tensor x, int group_size, int num_channels, float eps) -> Tensor",
-                      "minibatch_std.minibatch_std"),
-    "minibatch_std_bwd": ("(Tensor grad, Tensor x, int group_size, int num_channels, float eps) "
-                          "-> Tensor", "minibatch_std.minibatch_std_bwd"),
+    "minibatch_std": ("(Tensor x, int group_size, int num_channels, float eps, "
+                      "bool unbiased=False) -> Tensor", "minibatch_std.minibatch_std"),
+    "minibatch_std_bwd": ("(Tensor grad, Tensor x, int group_size, int num_channels, float eps, "
+                          "bool unbiased=False) -> Tensor", "minibatch_std.minibatch_std_bwd"),
     "fade_in": ("(Tensor low, Tensor high, Tensor alpha) -> Tensor", "fade_in.fade_in"),
     "fade_in_bwd": ("(Tensor grad, Tensor alpha, bool upsampled) -> (Tensor, Tensor)",
                     "fade_in.fade_in_bwd"),

@@ -1,19 +1,21 @@
 """Minibatch standard deviation in Triton (the maths of ``pygan.ops.minibatch_std``).
 
 With G samples per group and M = N / G groups, sample n = g * M + m is in group m; channels split
-into F = num_channels groups of Cf = C / F; x is seen as (N, C, S), S = H * W.
+into F = num_channels groups of Cf = C / F; x is seen as (N, C, S), S = H * W. The sum of squared
+deviations divides by D = G - 1 when ``unbiased`` (as ``torch.std``; G >= 2), else D = G; the
+kernels take D as a runtime float (no compile-time variant per value).
 
 Forward:
 
-    mu[m, c, s]    = mean_g x[g*M+m, c, s]
-    sigma[m, c, s] = sqrt(mean_g (x[g*M+m, c, s] - mu)^2 + eps)
+    mu[m, c, s]    = mean_g x[g*M+m, c, s]                       (always / G)
+    sigma[m, c, s] = sqrt(sum_g (x[g*M+m, c, s] - mu)^2 / D + eps)
     stat[m, f]     = mean_{c in f, s} sigma[m, c, s]
     out = cat(x, stat[n mod M, f] over every pixel)            (N, C + F, H, W)
 
 Backward (``minibatch_std_bwd(grad, x, ...)``):
 
     k[m, f] = sum_{g, s} grad[g*M+m, C+f, s] / (Cf * S)
-    dx[g*M+m, c, s] = grad[g*M+m, c, s] + k[m, f(c)] / G * (x - mu) / sigma
+    dx[g*M+m, c, s] = grad[g*M+m, c, s] + k[m, f(c)] / D * (x - mu) / sigma
 
 Gradient order: first order here; the ``_bwd`` op's derivative is plain PyTorch in
 ``pygan.ops.minibatch_std`` (it is linear in grad), so second order works on this backend.
@@ -42,7 +44,7 @@ REDUCE_BLOCK = 1024
 def _sigma_partial_kernel(
     x_ptr, part_ptr, M, F, G, Cf, S, J, K, BLOCKS_PER_PROGRAM,
     x_sn, x_sc, x_ss,
-    eps: tl.float64,
+    eps: tl.float64, D: tl.float64,
     ACC: tl.constexpr, BLOCK: tl.constexpr, CH_INNER: tl.constexpr,
 ):
     """part[(m*F + f)*K + k] = sum of sigma over the k-th chunk of (c in f, s)."""
@@ -53,6 +55,7 @@ def _sigma_partial_kernel(
     f = mf % F
     g_step = scalar(M, tl.int64) * x_sn     # from sample g*M+m to (g+1)*M+m (64-bit: M*x_sn can pass 2^31)
     inv_g = precise_div(scalar(1.0, ACC), scalar(G, ACC))
+    inv_d = precise_div(scalar(1.0, ACC), scalar(D, ACC))
     e = scalar(eps, ACC)
     total = tl.full([BLOCK], 0, ACC)
     j0 = k * BLOCKS_PER_PROGRAM * BLOCK
@@ -78,7 +81,7 @@ def _sigma_partial_kernel(
             d = tl.load(p, mask=mask, other=0.0).to(ACC) - mean
             var += d * d
             p += g_step
-        total += tl.where(mask, precise_sqrt(var * inv_g + e), 0.0)
+        total += tl.where(mask, precise_sqrt(var * inv_d + e), 0.0)
     tl.store(part_ptr + pid, tl.sum(total, axis=0))
 
 
@@ -131,7 +134,7 @@ def _grad_stat_partial_kernel(
 def _bwd_kernel(
     g_ptr, x_ptr, k_ptr, dx_ptr, M, G, F, Cf, C, S, SB, MS, CB,
     g_sn, g_sc, g_ss, x_sn, x_sc, x_ss, d_sn, d_sc, d_ss,
-    eps: tl.float64,
+    eps: tl.float64, D: tl.float64,
     ACC: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr, FLAT: tl.constexpr,
 ):
     """dx for a [BLOCK_C, BLOCK_S] tile of (c, pixel of group m), all G samples of the group."""
@@ -141,6 +144,7 @@ def _bwd_kernel(
     c_mask = c < C
     mask = c_mask[:, None] & s_mask[None, :]
     inv_g = precise_div(scalar(1.0, ACC), scalar(G, ACC))
+    inv_d = precise_div(scalar(1.0, ACC), scalar(D, ACC))
     kc = tl.load(k_ptr + (m * F)[None, :] + (c // Cf)[:, None], mask=mask, other=0.0).to(ACC)
     x_ptrs = (x_ptr + m * x_sn + s * x_ss)[None, :] + c[:, None] * x_sc
     g_ptrs = (g_ptr + m * g_sn + s * g_ss)[None, :] + c[:, None] * g_sc
@@ -159,7 +163,7 @@ def _bwd_kernel(
         d = tl.load(xp, mask=mask, other=0.0).to(ACC) - mean
         var += d * d
         xp += x_step
-    coef = precise_div(kc * inv_g, precise_sqrt(var * inv_g + scalar(eps, ACC)))
+    coef = precise_div(kc * inv_d, precise_sqrt(var * inv_d + scalar(eps, ACC)))
     xp = x_ptrs
     gp = g_ptrs
     dp = d_ptrs
@@ -172,7 +176,8 @@ def _bwd_kernel(
         dp += scalar(M, tl.int64) * d_sn
 
 
-def _check(op: str, x: torch.Tensor, G: int, F: int) -> None:
+def _check(op: str, x: torch.Tensor, G: int, F: int, unbiased: bool) -> float:
+    """Check the arguments; return D, the divisor of the sum of squared deviations, as a float."""
     if x.dim() != 4:
         raise ValueError(f"pygan_triton::{op}: x must be (N, C, H, W), got {tuple(x.shape)}")
     cm.check_float("x", op, x)
@@ -180,6 +185,10 @@ def _check(op: str, x: torch.Tensor, G: int, F: int) -> None:
         raise ValueError(f"pygan_triton::{op}: N={x.shape[0]} is not divisible by group_size={G}")
     if F < 1 or x.shape[1] % F:
         raise ValueError(f"pygan_triton::{op}: C={x.shape[1]} is not divisible by num_channels={F}")
+    if unbiased and G < 2:
+        raise ValueError(f"pygan_triton::{op}: unbiased=True needs group_size >= 2, got "
+                         f"group_size={G} (the unbiased variance of one sample is undefined)")
+    return float(G - 1 if unbiased else G)
 
 
 def _reduction_split(groups: int, length: int) -> tuple[int, int, int]:
@@ -190,10 +199,11 @@ def _reduction_split(groups: int, length: int) -> tuple[int, int, int]:
     return block, k, per
 
 
-def minibatch_std(x: torch.Tensor, group_size: int, num_channels: int, eps: float) -> torch.Tensor:
+def minibatch_std(x: torch.Tensor, group_size: int, num_channels: int, eps: float,
+                  unbiased: bool = False) -> torch.Tensor:
     """Launcher of ``pygan_triton::minibatch_std``."""
     G, F = int(group_size), int(num_channels)
-    _check("minibatch_std", x, G, F)
+    D = _check("minibatch_std", x, G, F, bool(unbiased))
     N, C, H, W = x.shape
     out = cm.empty_in_layout_of((N, C + F, H, W), x)
     if out.numel() == 0:
@@ -207,7 +217,7 @@ def minibatch_std(x: torch.Tensor, group_size: int, num_channels: int, eps: floa
         partial = torch.empty((M * F, K), dtype=acc, device=x.device)
         with cm.device_guard(x):
             _sigma_partial_kernel[(M * F * K,)](
-                xin, partial, M, F, G, Cf, S, Cf * S, K, per, *xv.strides, float(eps),
+                xin, partial, M, F, G, Cf, S, Cf * S, K, per, *xv.strides, float(eps), D,
                 ACC=cm.acc_dtype(x.dtype), BLOCK=block, CH_INNER=xv.channels_inner(),
                 num_warps=cm.num_warps(block))
         stat = (partial.sum(dim=1) / (Cf * S)).to(x.dtype)
@@ -224,10 +234,10 @@ def minibatch_std(x: torch.Tensor, group_size: int, num_channels: int, eps: floa
 
 
 def minibatch_std_bwd(grad: torch.Tensor, x: torch.Tensor, group_size: int, num_channels: int,
-                      eps: float) -> torch.Tensor:
+                      eps: float, unbiased: bool = False) -> torch.Tensor:
     """Launcher of ``pygan_triton::minibatch_std_bwd``."""
     G, F = int(group_size), int(num_channels)
-    _check("minibatch_std_bwd", x, G, F)
+    D = _check("minibatch_std_bwd", x, G, F, bool(unbiased))
     N, C, H, W = x.shape
     if (tuple(grad.shape) != (N, C + F, H, W) or grad.dtype != x.dtype
             or grad.device != x.device):
@@ -252,7 +262,7 @@ def minibatch_std_bwd(grad: torch.Tensor, x: torch.Tensor, group_size: int, num_
         k = partial.sum(dim=1) / (Cf * S)
         _bwd_kernel[(r.rows * cb,)](
             gin, xin, k, work, M, G, F, Cf, C, S, r.sb, M * S, cb,
-            *gv.strides, *xv.strides, *dv.strides, float(eps), ACC=cm.acc_dtype(x.dtype),
+            *gv.strides, *xv.strides, *dv.strides, float(eps), D, ACC=cm.acc_dtype(x.dtype),
             BLOCK_C=r.block_c, BLOCK_S=r.block_s, FLAT=r.flat,
             num_warps=cm.num_warps(r.block_c * r.block_s))
     return cm.finish(out, work)

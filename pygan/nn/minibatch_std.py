@@ -57,13 +57,20 @@ class MinibatchStd(nn.Module):
     variants other than ``all``/``group<N>``, which the paper did not use, run as plain
     PyTorch (reference maths, differentiable to any order), not a fused kernel.
 
+    ``unbiased=True`` (averaging ``all`` / ``group<N>`` only) divides the sum of squared
+    deviations over the group by G - 1 instead of G, as ``torch.std`` does; with
+    group_size=None and eps=0 the layer is the common ProGAN tutorial's
+    ``cat([x, torch.std(x, dim=0).mean() repeated as one map], dim=1)``. It needs G >= 2.
+
     Output: (N, C + k, H, W) with k = :meth:`extra_channels` (C). ProGAN uses group_size=4 (the
     official code) or None (the paper), num_channels=1, averaging ``all``.
     """
 
     def __init__(self, group_size: int | None = 4, num_channels: int = 1, eps: float = 1e-8,
-                 averaging: str = "all") -> None:
+                 averaging: str = "all", unbiased: bool = False) -> None:
         super().__init__()
+        if not isinstance(unbiased, bool):
+            raise TypeError(f"unbiased must be a bool (True or False), got {type(unbiased).__name__}")
         self.group_size = None if group_size is None else _validate.positive_int("group_size", group_size)
         self.num_channels = _validate.positive_int("num_channels", num_channels)
         self.eps = _validate.real("eps", eps, low=0.0)
@@ -76,8 +83,12 @@ class MinibatchStd(nn.Module):
         if mode != "all" and self.num_channels != 1:
             raise ValueError(f"num_channels={num_channels} applies to averaging 'all' / group<N> "
                              f"only; got averaging={averaging!r}")
+        if unbiased and mode != "all":
+            raise ValueError(f"unbiased=True applies to averaging 'all' / group<N> only; got "
+                             f"averaging={averaging!r}")
         self.averaging = averaging
         self.mode = mode
+        self.unbiased = unbiased
 
     def extra_channels(self, channels: int) -> int:
         """How many maps the layer appends to an input of ``channels`` channels."""
@@ -87,7 +98,8 @@ class MinibatchStd(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "all":
-            return ops.minibatch_std(x, self.group_size, self.num_channels, self.eps)
+            return ops.minibatch_std(x, self.group_size, self.num_channels, self.eps,
+                                     unbiased=self.unbiased)
         G = group_count(x, self.group_size, 1)
         N, C, H, W = x.shape
         y = x.reshape(G, N // G, C, H, W).to(torch.promote_types(x.dtype, torch.float32))
@@ -103,4 +115,6 @@ class MinibatchStd(nn.Module):
         return torch.cat([x, s.to(x.dtype)], dim=1)
 
     def extra_repr(self) -> str:
-        return f"group_size={self.group_size}, num_channels={self.num_channels}, averaging={self.averaging!r}"
+        unbiased = ", unbiased=True" if self.unbiased else ""
+        return (f"group_size={self.group_size}, num_channels={self.num_channels}, "
+                f"averaging={self.averaging!r}{unbiased}")

@@ -39,6 +39,11 @@ def case_fns(backend):
          lambda t, bb: ops.bias_lrelu_pixel_norm_reference(t, bb, **kw), [x, bias]),
         ("minibatch_std", lambda t: ops.minibatch_std(t, 2, 1, backend=b),
          lambda t: ops.minibatch_std_reference(t, 2, 1), [x]),
+        # the ProGAN tutorial's torch.std form: whole batch, divisor N - 1, eps = 0; and pairs (divisor 1)
+        ("minibatch_std_unbiased", lambda t: ops.minibatch_std(t, None, 1, 0.0, unbiased=True, backend=b),
+         lambda t: ops.minibatch_std_reference(t, None, 1, 0.0, unbiased=True), [x]),
+        ("minibatch_std_unbiased_pairs", lambda t: ops.minibatch_std(t, 2, 1, 1e-8, unbiased=True, backend=b),
+         lambda t: ops.minibatch_std_reference(t, 2, 1, 1e-8, unbiased=True), [x]),
         ("fade_in", lambda h, lo: ops.fade_in(lo, h, 0.3, backend=b),
          lambda h, lo: ops.fade_in_reference(lo, h, 0.3), [high, low]),
         ("fade_in_same", lambda h, lo: ops.fade_in(lo, h, 0.6, backend=b),
@@ -47,7 +52,8 @@ def case_fns(backend):
     ]
 
 
-CASES = ["pixel_norm", "bias_lrelu", "bias_lrelu_pixel_norm", "minibatch_std", "fade_in", "fade_in_same",
+CASES = ["pixel_norm", "bias_lrelu", "bias_lrelu_pixel_norm", "minibatch_std", "minibatch_std_unbiased",
+         "minibatch_std_unbiased_pairs", "fade_in", "fade_in_same",
          "gradient_penalty"]
 
 
@@ -186,6 +192,8 @@ def test_opcheck_on_gpu(backend):
         (ns.bias_lrelu_pixel_norm_bwd, (g, x, b, 0.5, 0.2, 1.4, 1e-8, True)),
         (ns.minibatch_std, (x, 2, 3, 1e-8)),
         (ns.minibatch_std_bwd, (torch.randn(4, 9, 5, 7, **d, requires_grad=True), x, 2, 3, 1e-8)),
+        (ns.minibatch_std, (x, 4, 3, 0.0, True)),
+        (ns.minibatch_std_bwd, (torch.randn(4, 9, 5, 7, **d, requires_grad=True), x, 4, 3, 0.0, True)),
         (ns.fade_in, (x[:, :, :2, :3].detach().requires_grad_(), torch.randn(4, 6, 4, 6, **d, requires_grad=True), alpha)),
         (ns.fade_in_bwd, (torch.randn(4, 6, 4, 6, **d, requires_grad=True), alpha, True)),
         (ns.gradient_penalty, (x, 1.0)),

@@ -52,9 +52,9 @@ def test_kernel_receives_n_not_none(backend, monkeypatch):
         def __init__(self, ns):
             self.ns = ns
 
-        def minibatch_std(self, x, group_size, num_channels, eps):
+        def minibatch_std(self, x, group_size, num_channels, eps, unbiased=False):
             seen.append(group_size)
-            return self.ns.minibatch_std(x, group_size, num_channels, eps)
+            return self.ns.minibatch_std(x, group_size, num_channels, eps, unbiased)
 
     monkeypatch.setattr(_registry, "namespace", lambda impl: Spy(real_namespace(impl)))
     x = torch.randn(6, 4, 3, 3, dtype=F64)
