@@ -19,7 +19,7 @@ import torch.fx
 from torch import nn
 
 from . import _fused, _match
-from ._report import Replacement
+from ._report import Replacement, _natural
 
 
 @dataclasses.dataclass
@@ -324,6 +324,7 @@ class Planner:
                 self.claimed.add(id(t))
                 folded.setdefault(id(t), (t, type(t).__name__, []))[2].append(self.path(chain.head))
         for t, name, heads in folded.values():
+            heads.sort(key=_natural)
             changes.append(Change(t, "forward", _fused.Folded(t, ", ".join(heads))))
             was = _act_name(_match.activation_slope(t)) if _match.activation_slope(t) is not None \
                 else name
