@@ -5,8 +5,9 @@
 # benchmarks while time is left. Each stage is time boxed from what remains and stopped with
 # SIGINT (then killed after a grace period), so pytest still writes its junit XML and the
 # benchmarks keep the rows they measured (they save after every case). $OUT/gpu-summary.json is
-# rewritten after every stage. At most 6 files land in $OUT:
+# rewritten after every stage. At most 7 files land in $OUT (the device tool returns 8):
 #   gpu-summary.json  gpu-check.log  gpu-tests.xml  ops-bench.json  progan-step.json  cyclegan-step.json
+#   accelerate.json
 #
 #   bash scripts/gpu_check.sh [COMMIT]        # COMMIT: recorded (the GPU copy has no .git)
 #   GPU_CHECK_BUDGET_S=300 bash scripts/gpu_check.sh abc123
@@ -31,7 +32,7 @@ if [ "$DRY" = 1 ]; then
     BUDGET=${GPU_CHECK_BUDGET_S:-60}; GRACE=${GPU_CHECK_GRACE_S:-6}; RESERVE=3
     DEVICE=cpu
     export TRITON_INTERPRET=1 CUDA_VISIBLE_DEVICES=""
-    BUILD_S=10; PROBE_S=20; OPS_S=12; PROGAN_S=10; CYCLE_S=8; BENCH_RESERVE=30
+    BUILD_S=10; PROBE_S=20; OPS_S=12; PROGAN_S=10; CYCLE_S=8; ACCEL_S=8; BENCH_RESERVE=38
     BUILD_CMD=("$PY" -c "print('dry run: no build (the checkout is already built)')")
     SELFTEST_ARGS=(--op pixel_norm --op fade_in)
     TEST_CMD=("$PY" -m pytest ${GPU_CHECK_TESTS:-tests/ops/test_triton_blocks.py} -q -p no:cacheprovider
@@ -42,11 +43,13 @@ if [ "$DRY" = 1 ]; then
                 --batch 2 --provider reference --provider cpp --out "$OUT/progan-step.json")
     CYCLE_CMD=("$PY" -m benchmarks.e2e.bench_cyclegan_step --device cpu --resolution 24 --base-channels 4
                --num-blocks 1 --provider reference --provider cpp --out "$OUT/cyclegan-step.json")
+    ACCEL_CMD=("$PY" -m benchmarks.e2e.bench_accelerate --device cpu --model mlp_gan --backend cpp
+               --repeats 1 --out "$OUT/accelerate.json")
 else
     BUDGET=${GPU_CHECK_BUDGET_S:-510}; GRACE=${GPU_CHECK_GRACE_S:-25}; RESERVE=5
     DEVICE=cuda
     BUILD_S=${BUILD_S:-240}; PROBE_S=${PROBE_S:-60}; OPS_S=${OPS_S:-35}; PROGAN_S=${PROGAN_S:-25}
-    CYCLE_S=${CYCLE_S:-15}; BENCH_RESERVE=${BENCH_RESERVE:-75}
+    CYCLE_S=${CYCLE_S:-15}; ACCEL_S=${ACCEL_S:-35}; BENCH_RESERVE=${BENCH_RESERVE:-110}
     FUSED=(--provider reference --provider cuda --provider triton)   # torch.compile: too slow here
     export MAX_JOBS=${MAX_JOBS:-$(nproc)} FORCE_CUDA=1 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
     export PYGAN_REQUIRE_BACKENDS=${PYGAN_REQUIRE_BACKENDS:-cuda,triton}   # a missing one fails the tests
@@ -55,7 +58,7 @@ else
     XDIST=(); TIMEOUT=()
     "$PY" -c "import xdist" 2>/dev/null && XDIST=(-n "${GPU_CHECK_WORKERS:-8}")
     "$PY" -c "import pytest_timeout" 2>/dev/null && TIMEOUT=(--timeout "${GPU_CHECK_TEST_TIMEOUT_S:-120}")
-    TEST_CMD=("$PY" -m pytest ${GPU_CHECK_TESTS:-tests/ops/test_gpu.py tests/ops/test_gpu_instance_norm_act.py} -m gpu -q -p no:cacheprovider
+    TEST_CMD=("$PY" -m pytest ${GPU_CHECK_TESTS:-tests/ops/test_gpu.py tests/ops/test_gpu_instance_norm_act.py tests/accelerate/test_gpu_accelerate.py} -m gpu -q -p no:cacheprovider
               "${XDIST[@]}" "${TIMEOUT[@]}" --junitxml="$OUT/gpu-tests.xml")
     OPS_CMD=("$PY" -m benchmarks.ops.run --device cuda --shape 16x512x16x16 --shape 16x128x64x64
              --shape 16x3x256x256 --dtype bfloat16 --dtype float32 --channels-last "${FUSED[@]}"
@@ -64,6 +67,9 @@ else
                 --max-resolution 128 "${FUSED[@]}" --out "$OUT/progan-step.json")
     CYCLE_CMD=("$PY" -m benchmarks.e2e.bench_cyclegan_step --device cuda --dtype bfloat16 --channels-last
                --resolution 128 "${FUSED[@]}" --out "$OUT/cyclegan-step.json")
+    # the seeds' own models, original vs pygan.accelerate (cuda and triton), bf16 autocast
+    ACCEL_CMD=("$PY" -m benchmarks.e2e.bench_accelerate --device cuda --dtype bfloat16
+               --out "$OUT/accelerate.json")
 fi
 
 START=$(date +%s)
@@ -112,6 +118,7 @@ stage tests 100000 "$BENCH_RESERVE" -- "${TEST_CMD[@]}"
 stage ops_bench "$OPS_S" 0 -- "${OPS_CMD[@]}"
 stage progan_step "$PROGAN_S" 0 -- "${PROGAN_CMD[@]}"
 stage cyclegan_step "$CYCLE_S" 0 -- "${CYCLE_CMD[@]}"
+stage accelerate "$ACCEL_S" 0 -- "${ACCEL_CMD[@]}"
 
 summary end done 0 $(( $(date +%s) - START ))
 rm -rf "$WORK"

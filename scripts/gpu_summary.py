@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # pygan from t
 SUMMARY = "gpu-summary.json"
 TESTS_XML = "gpu-tests.xml"
 BENCH_FILES = {"ops_bench": "ops-bench.json", "progan_step": "progan-step.json",
-               "cyclegan_step": "cyclegan-step.json"}
+               "cyclegan_step": "cyclegan-step.json", "accelerate": "accelerate.json"}
 
 
 def probe(work: Path, device: str, only_ops: list[str] | None = None) -> int:

@@ -13,8 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ALLOWED = {"gpu-summary.json", "gpu-check.log", "gpu-tests.xml", "ops-bench.json", "progan-step.json",
-           "cyclegan-step.json"}
-STAGES = ["start", "build", "probe", "tests", "ops_bench", "progan_step", "cyclegan_step", "end"]
+           "cyclegan-step.json", "accelerate.json"}
+STAGES = ["start", "build", "probe", "tests", "ops_bench", "progan_step", "cyclegan_step", "accelerate", "end"]
 
 
 def _env(**extra):
@@ -40,7 +40,7 @@ def test_dry_run_respects_the_deadline_and_the_file_limit(dry_run):
     assert dry_run["done"].returncode == 0, dry_run["done"].stderr[-2000:]
     assert dry_run["wall"] <= dry_run["budget"] + 10, dry_run["done"].stdout[-3000:]
     files = {p.name for p in dry_run["out"].iterdir()}
-    assert len(files) <= 6 and files <= ALLOWED, files
+    assert len(files) <= 7 and files <= ALLOWED, files
     assert dry_run["summary"]["seconds_left_at_last_write"] >= -5
 
 
@@ -66,7 +66,7 @@ def test_interrupted_tests_keep_their_junit_results(dry_run):
 
 def test_benches_that_ran_saved_their_rows(dry_run):
     s = dry_run["summary"]
-    ran = [k for k in ("ops_bench", "progan_step", "cyclegan_step") if s["stages"][k]["status"] != "skipped"]
+    ran = [k for k in ("ops_bench", "progan_step", "cyclegan_step", "accelerate") if s["stages"][k]["status"] != "skipped"]
     assert ran, s["stages"]
     for key in ran:
         if s["stages"][key]["status"] == "done":
