@@ -19,13 +19,26 @@ inline void forward_line(const scalar_t* __restrict x, int64_t xs, scalar_t* __r
   }
 }
 
+// One channel vector of the forward with unit strides: y[c] = gain * lrelu(x[c] * scale + bias[c]).
+template <typename scalar_t, typename acc_t>
+inline void forward_channels(const scalar_t* __restrict x, const scalar_t* __restrict bias,
+                             scalar_t* __restrict y, int64_t C, acc_t scale, acc_t pos, acc_t neg) {
+  for (int64_t c = 0; c < C; ++c) {
+    y[c] = lrelu_gain<acc_t>(static_cast<acc_t>(x[c]) * scale + static_cast<acc_t>(bias[c]), pos, neg);
+  }
+}
+
+// Lines run over channels when channels are innermost, and also for (N, C) inputs (S = 1), where
+// rows of one element would cost a call and a bias load per element.
+inline bool lines_over_channels(const NCS& v) { return v.channels_inner() || (v.s == 1 && v.c > 1); }
+
 template <typename scalar_t>
 void bias_lrelu_kernel(const scalar_t* x, NCS xv, const scalar_t* bias, scalar_t* y, NCS yv,
                        double scale_, double slope_, double gain_) {
   using acc_t = at::opmath_type<scalar_t>;
   const acc_t scale = scale_, pos = gain_, neg = gain_ * slope_;
   const int64_t N = xv.n, C = xv.c, S = xv.s;
-  if (!xv.channels_inner()) {  // lines: (n, c) rows over s
+  if (!lines_over_channels(xv)) {  // lines: (n, c) rows over s
     at::parallel_for(0, N * C, grain_for(S), [&](int64_t begin, int64_t end) {
       for (int64_t line = begin; line < end; ++line) {
         const int64_t n = line / C, c = line % C;
@@ -42,6 +55,8 @@ void bias_lrelu_kernel(const scalar_t* x, NCS xv, const scalar_t* bias, scalar_t
         scalar_t* yl = y + n * yv.sn + s * yv.ss;
         if (bias == nullptr) {
           forward_line<scalar_t, acc_t>(xl, xv.sc, yl, yv.sc, C, scale, acc_t(0), pos, neg);
+        } else if (xv.sc == 1 && yv.sc == 1) {
+          forward_channels<scalar_t, acc_t>(xl, bias, yl, C, scale, pos, neg);
         } else {
           for (int64_t c = 0; c < C; ++c) {
             yl[c * yv.sc] = lrelu_gain<acc_t>(static_cast<acc_t>(xl[c * xv.sc]) * scale + static_cast<acc_t>(bias[c]), pos, neg);
@@ -82,6 +97,18 @@ inline acc_t backward_line(const scalar_t* __restrict g, int64_t gs, const scala
   return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
+// One channel vector of the backward with unit strides; adds dz into part[c].
+template <typename scalar_t, typename acc_t>
+inline void backward_channels(const scalar_t* __restrict g, const scalar_t* __restrict o,
+                              scalar_t* __restrict d, acc_t* __restrict part, int64_t C, acc_t scale,
+                              acc_t pos, acc_t neg) {
+  for (int64_t c = 0; c < C; ++c) {
+    const acc_t dz = static_cast<acc_t>(g[c]) * (static_cast<acc_t>(o[c]) > acc_t(0) ? pos : neg);
+    d[c] = dz * scale;
+    part[c] += dz;
+  }
+}
+
 // Writes dx and, when db != nullptr, the per-channel sums of dz into db (deterministically:
 // partial sums over a size-only split, added in a fixed order).
 template <typename scalar_t>
@@ -90,7 +117,7 @@ void bias_lrelu_bwd_kernel(const scalar_t* g, NCS gv, const scalar_t* out, NCS o
   using acc_t = at::opmath_type<scalar_t>;
   const acc_t scale = scale_, pos = gain_, neg = gain_ * slope_;
   const int64_t N = ov.n, C = ov.c, S = ov.s;
-  if (!ov.channels_inner()) {  // lines: (n, c) rows over s; one partial sum per line
+  if (!lines_over_channels(ov)) {  // lines: (n, c) rows over s; one partial sum per line
     std::vector<acc_t> line_sum(db ? N * C : 0);
     at::parallel_for(0, N * C, grain_for(S), [&](int64_t begin, int64_t end) {
       for (int64_t line = begin; line < end; ++line) {
@@ -120,6 +147,10 @@ void bias_lrelu_bwd_kernel(const scalar_t* g, NCS gv, const scalar_t* out, NCS o
           const scalar_t* gl = g + n * gv.sn + s * gv.ss;
           const scalar_t* ol = out + n * ov.sn + s * ov.ss;
           scalar_t* dl = dx + n * dv.sn + s * dv.ss;
+          if (part && gv.sc == 1 && ov.sc == 1 && dv.sc == 1) {
+            backward_channels<scalar_t, acc_t>(gl, ol, dl, part, C, sc, p, q);
+            continue;
+          }
           for (int64_t c = 0; c < C; ++c) {
             const acc_t dz = static_cast<acc_t>(gl[c * gv.sc]) * (static_cast<acc_t>(ol[c * ov.sc]) > acc_t(0) ? p : q);
             dl[c * dv.sc] = dz * sc;

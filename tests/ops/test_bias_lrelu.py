@@ -138,12 +138,14 @@ def test_compile_runs_the_op(op, backend, memory_format):
 # Shapes past the C++ kernels' chunk threshold for the bias-gradient sums (at most kMaxChunks = 256
 # partial sums: bias_lrelu channels inner splits N*S pixel lines, 2*16*17 = 544 -> chunks of 3
 # lines with a short last one; bias_lrelu_pixel_norm splits N * ceil(S / 64) pixel blocks,
-# 3 * ceil(90*100 / 64) = 423 -> chunks of 2), run by two threads.
+# 3 * ceil(90*100 / 64) = 423 -> chunks of 2; an (N, C) input runs its N rows over channels:
+# 601 rows -> chunks of 3 with a short last one), run by two threads.
 @pytest.mark.parametrize("op", FUSED)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("shape, memory_format", [((2, 5, 16, 17), torch.channels_last),
                                                   ((3, 4, 90, 100), torch.contiguous_format),
-                                                  ((3, 4, 90, 100), torch.channels_last)], ids=str)
+                                                  ((3, 4, 90, 100), torch.channels_last),
+                                                  ((601, 9), torch.contiguous_format)], ids=str)
 def test_multi_chunk_bias_gradient_matches_reference(op, dtype, shape, memory_format):
     assert torch.get_num_threads() >= 2
     fn, ref = FUSED[op]
