@@ -236,3 +236,27 @@ def test_report_prints_a_table():
     assert lines[0].startswith("pygan.accelerate: replaced 8, left 0 alone; verified")
     assert lines[1].split() == ["module", "was", "now"]
     assert any(line.split()[0] == "model.1" and "folded into model.0" in line for line in lines)
+
+
+def test_scale_on_the_output_and_equalized_linear():
+    class WSLinear(nn.Module):              # scale on the output, bias beside
+        def __init__(self, i, o):
+            super().__init__()
+            self.linear = nn.Linear(i, o, bias=False)
+            self.bias = nn.Parameter(torch.randn(o))
+            self.w_mul = (2 / i) ** 0.5
+
+        def forward(self, x):
+            return self.linear(x) * self.w_mul + self.bias
+
+    torch.manual_seed(0)
+    model = nn.Sequential(WSLinear(6, 5), nn.LeakyReLU(0.2), WSLinear(5, 3))
+    reference = copy.deepcopy(model)
+    report = pygan.accelerate(model, backend="cpp")
+    assert report["0"].was == "WSLinear [Linear * w_mul, bias beside] + LeakyReLU(0.2)", str(report)
+    assert report["1"].now == "folded into 0" and report["2"].replaced
+    x = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    model.double(), reference.double()
+    out, ref = model(x), reference(x)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(torch.autograd.grad(out.sum(), x)[0], torch.autograd.grad(ref.sum(), x)[0])
