@@ -107,7 +107,7 @@ def producer(module: nn.Module) -> tuple[Producer | None, str]:
     scales = _float_attributes(module)
     if not scales:
         return None, f"wraps {type(layer).__name__} without a float weight scale"
-    probe_module = copy.deepcopy(module).double()
+    probe_module = copy.deepcopy(module).to(device="cpu", dtype=torch.float64)   # probes run on the CPU
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(probe_shape(layer), generator=gen, dtype=torch.float64)
     try:
