@@ -18,12 +18,17 @@
 #include "common.h"
 #include "instance_norm_act.h"
 
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace pygan {
 namespace {
 
-constexpr int kLanes = 16;
+// Partial sums per plane reduction: 32 for float accumulators, 16 for double (4 and 2 AVX2 vectors
+// per sum: enough independent add chains to hide the add latency, few enough to stay in registers).
+template <typename acc_t>
+constexpr int kLanes = sizeof(acc_t) == 4 ? 32 : 16;
 constexpr int kCB = 16;
 
 // act(z) = z * (z > 0 ? one : slope) with one == 1 read at run time (opaque_one): with a literal 1
@@ -40,108 +45,278 @@ inline acc_t opaque_one() {
   return v;
 }
 
-// sum_{i < S} f(i), in kLanes lanes then a fixed-order total.
-template <typename acc_t, typename F>
-inline acc_t lane_sum(int64_t S, F f) {
-  acc_t lane[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= S; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) lane[j] += f(i + j);
+// Plane kernels keep their kLanes partial sums in vectors of GCC's vector extension (plain
+// loops over lane arrays were vectorised badly: gcc turned them into in-order scalar reductions,
+// 1.3 ns an element). Each plane loop exists twice on x86-64, force-inlined into a function
+// compiled for the baseline ISA (16-byte vectors) and one compiled for AVX2 (32-byte vectors),
+// chosen once at run time (use_avx2). Lane j holds the same terms in either, and neither uses
+// FMA or reassociates, so both give the same bits; AVX2 runs twice as many lanes an instruction.
+#if defined(__GNUC__)
+#define PYGAN_INLINE inline __attribute__((always_inline))
+#else
+#define PYGAN_INLINE inline
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#define PYGAN_AVX2_CLONES 1
+#else
+#define PYGAN_AVX2_CLONES 0
+#endif
+#pragma GCC diagnostic ignored "-Wpsabi"   // 32-byte vectors live only inside the AVX2 clones
+
+// Bytes-wide vector of acc_t (Bytes = 16 or 32), with the integer vector its comparisons give.
+template <typename acc_t, int Bytes> struct Vec;
+template <> struct Vec<float, 16> {
+  typedef float type __attribute__((vector_size(16)));
+  typedef int32_t mask __attribute__((vector_size(16)));
+};
+template <> struct Vec<float, 32> {
+  typedef float type __attribute__((vector_size(32)));
+  typedef int32_t mask __attribute__((vector_size(32)));
+};
+template <> struct Vec<double, 16> {
+  typedef double type __attribute__((vector_size(16)));
+  typedef int64_t mask __attribute__((vector_size(16)));
+};
+template <> struct Vec<double, 32> {
+  typedef double type __attribute__((vector_size(32)));
+  typedef int64_t mask __attribute__((vector_size(32)));
+};
+
+// Elements p[0], p[st], ... (st == 1 when Unit) as a vector of acc_t.
+template <typename V, bool Unit, typename scalar_t>
+PYGAN_INLINE V vload(const scalar_t* __restrict p, int64_t st) {
+  using acc_t = std::remove_reference_t<decltype(V{}[0])>;
+  V v;
+  if constexpr (Unit && std::is_same_v<scalar_t, acc_t>) {
+    std::memcpy(&v, p, sizeof v);
+  } else {
+    constexpr int W = sizeof(V) / sizeof(acc_t);
+    for (int e = 0; e < W; ++e) v[e] = static_cast<acc_t>(p[Unit ? e : e * st]);
   }
-  acc_t total = 0;
-  for (; i < S; ++i) total += f(i);
-  for (int j = 0; j < kLanes; ++j) total += lane[j];
-  return total;
+  return v;
 }
 
-// (sum f1(i), sum f2(i)) where f(i, &v1, &v2) computes both.
-template <typename acc_t, typename F>
-inline void lane_sum2(int64_t S, F f, acc_t& out1, acc_t& out2) {
-  acc_t l1[kLanes] = {}, l2[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= S; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) {
-      acc_t v1, v2;
-      f(i + j, v1, v2);
-      l1[j] += v1;
-      l2[j] += v2;
+// act_slope on vectors: pos where z > 0, else neg (a bitwise select, exactly the scalar one).
+template <typename acc_t, int Bytes>
+PYGAN_INLINE typename Vec<acc_t, Bytes>::type vselect_pos(typename Vec<acc_t, Bytes>::type z,
+                                                          typename Vec<acc_t, Bytes>::type pos,
+                                                          typename Vec<acc_t, Bytes>::type neg) {
+  using V = typename Vec<acc_t, Bytes>::type;
+  using M = typename Vec<acc_t, Bytes>::mask;
+  const M m = z > V{};
+  return reinterpret_cast<V>((m & reinterpret_cast<M>(pos)) | (~m & reinterpret_cast<M>(neg)));
+}
+
+bool use_avx2() {
+#if PYGAN_AVX2_CLONES
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+#else
+  return false;
+#endif
+}
+
+// Mean and 1 / sqrt(var + eps) of one plane p[i * st], i < S (st == 1 when Unit): the mean, then
+// the sum of squares about it, each in kLanes lanes (NV vectors of W) then a fixed-order total.
+template <bool Unit, int Bytes, typename scalar_t, typename acc_t>
+PYGAN_INLINE void plane_stats(const scalar_t* __restrict p, int64_t st, int64_t S, acc_t eps, acc_t& mean,
+                              acc_t& r) {
+  using V = typename Vec<acc_t, Bytes>::type;
+  constexpr int L = kLanes<acc_t>, W = Bytes / sizeof(acc_t), NV = L / W;
+  static_assert(NV * W == L, "kLanes must be a whole number of vectors");
+  const int64_t full = S / L * L;
+  V lane[NV] = {};
+  for (int64_t i = 0; i < full; i += L) {
+    for (int k = 0; k < NV; ++k) lane[k] += vload<V, Unit>(p + (i + k * W) * (Unit ? 1 : st), st);
+  }
+  acc_t total = 0;
+  for (int64_t i = full; i < S; ++i) total += static_cast<acc_t>(p[Unit ? i : i * st]);
+  for (int k = 0; k < NV; ++k) {
+    for (int e = 0; e < W; ++e) total += lane[k][e];
+  }
+  const acc_t m = total / acc_t(S);
+  V sq[NV] = {};
+  for (int64_t i = 0; i < full; i += L) {
+    for (int k = 0; k < NV; ++k) {
+      const V dv = vload<V, Unit>(p + (i + k * W) * (Unit ? 1 : st), st) - m;
+      sq[k] += dv * dv;
+    }
+  }
+  acc_t tsq = 0;
+  for (int64_t i = full; i < S; ++i) {
+    const acc_t dv = static_cast<acc_t>(p[Unit ? i : i * st]) - m;
+    tsq += dv * dv;
+  }
+  for (int k = 0; k < NV; ++k) {
+    for (int e = 0; e < W; ++e) tsq += sq[k][e];
+  }
+  mean = m;
+  r = acc_t(1) / std::sqrt(tsq / acc_t(S) + eps);
+}
+
+// Forward of one plane: y = act((x - mean) * a + b) (+ res), a = w * r. The activation decision
+// uses exactly this z, in the backward too.
+template <bool Unit, bool HasAct, bool HasRes, int Bytes, typename scalar_t, typename acc_t>
+PYGAN_INLINE void fwd_plane(const scalar_t* __restrict x, int64_t xs, scalar_t* __restrict y, int64_t ys,
+                            const scalar_t* __restrict res, int64_t rs, int64_t S, acc_t w, acc_t b, acc_t one,
+                            acc_t slope, acc_t eps) {
+  acc_t mean, r;
+  plane_stats<Unit, Bytes>(x, xs, S, eps, mean, r);
+  const acc_t a = w * r;
+  for (int64_t i = 0; i < S; ++i) {
+    acc_t v = (static_cast<acc_t>(x[Unit ? i : i * xs]) - mean) * a + b;
+    if (HasAct) v = act<acc_t>(v, one, slope);
+    if (HasRes) v += static_cast<acc_t>(res[Unit ? i : i * rs]);
+    y[Unit ? i : i * ys] = v;
+  }
+}
+
+// Backward of one plane, with u = x - mean, dz = g * act'(u * a + b), a = w * r:
+//   t1 = sum dz, t2 = sum dz * u (both in kLanes lanes), then
+//   dx = a * dz - a * t1 / S - u * (a * r^2 * t2 / S);  returns s1 = t1, s2 = r * t2 = sum dz * xh.
+// Without an activation dz is g itself (act' = 1 exactly).
+template <bool Unit, bool HasAct, int Bytes, typename scalar_t, typename acc_t>
+PYGAN_INLINE void bwd_plane(const scalar_t* __restrict g, int64_t gs, const scalar_t* __restrict x, int64_t xs,
+                            scalar_t* __restrict d, int64_t ds, int64_t S, acc_t w, acc_t b, acc_t one,
+                            acc_t slope, acc_t eps, acc_t& s1, acc_t& s2) {
+  using V = typename Vec<acc_t, Bytes>::type;
+  constexpr int L = kLanes<acc_t>, W = Bytes / sizeof(acc_t), NV = L / W;
+  acc_t mean, r;
+  plane_stats<Unit, Bytes>(x, xs, S, eps, mean, r);
+  const acc_t a = w * r;
+  const int64_t full = S / L * L;
+  V l1[NV] = {}, l2[NV] = {};
+  const V av = V{} + a, bv = V{} + b, onev = V{} + one, slopev = V{} + slope;
+  for (int64_t i = 0; i < full; i += L) {
+    for (int k = 0; k < NV; ++k) {
+      const V u = vload<V, Unit>(x + (i + k * W) * (Unit ? 1 : xs), xs) - mean;
+      V dz = vload<V, Unit>(g + (i + k * W) * (Unit ? 1 : gs), gs);
+      if (HasAct) dz *= vselect_pos<acc_t, Bytes>(u * av + bv, onev, slopev);
+      l1[k] += dz;
+      l2[k] += dz * u;
     }
   }
   acc_t t1 = 0, t2 = 0;
-  for (; i < S; ++i) {
-    acc_t v1, v2;
-    f(i, v1, v2);
-    t1 += v1;
-    t2 += v2;
+  for (int64_t i = full; i < S; ++i) {
+    const acc_t u = static_cast<acc_t>(x[Unit ? i : i * xs]) - mean;
+    acc_t dz = static_cast<acc_t>(g[Unit ? i : i * gs]);
+    if (HasAct) dz *= act_slope<acc_t>(u * a + b, one, slope);
+    t1 += dz;
+    t2 += dz * u;
   }
-  for (int j = 0; j < kLanes; ++j) {
-    t1 += l1[j];
-    t2 += l2[j];
+  for (int k = 0; k < NV; ++k) {
+    for (int e = 0; e < W; ++e) {
+      t1 += l1[k][e];
+      t2 += l2[k][e];
+    }
   }
-  out1 = t1;
-  out2 = t2;
+  s1 = t1;
+  s2 = t2 * r;
+  const acc_t k1 = a * t1 / acc_t(S), k2 = a * r * s2 / acc_t(S);
+  for (int64_t i = 0; i < S; ++i) {
+    const acc_t u = static_cast<acc_t>(x[Unit ? i : i * xs]) - mean;
+    acc_t dz = static_cast<acc_t>(g[Unit ? i : i * gs]);
+    if (HasAct) dz *= act_slope<acc_t>(u * a + b, one, slope);
+    d[Unit ? i : i * ds] = a * dz - k1 - u * k2;
+  }
 }
 
-// Mean and 1 / sqrt(var + eps) of one plane p[i * st], i < S (st == 1 when Unit).
-template <bool Unit, typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
-inline void plane_stats(const scalar_t* __restrict p, int64_t st, int64_t S, acc_t eps, acc_t& mean, acc_t& r) {
-  const auto at_ = [p, st](int64_t i) { return static_cast<acc_t>(p[Unit ? i : i * st]); };
-  const acc_t m = lane_sum<acc_t>(S, at_) / acc_t(S);
-  const acc_t sq = lane_sum<acc_t>(S, [&at_, m](int64_t i) {
-    const acc_t d = at_(i) - m;
-    return d * d;
-  });
-  mean = m;
-  r = acc_t(1) / std::sqrt(sq / acc_t(S) + eps);
-}
-
-struct Res {   // the residual, or none
-  const void* p = nullptr;
-  NCS v;
+// Everything the plane loops need, by value (see common.h on captures and aliasing).
+template <typename scalar_t>
+struct PlaneJob {
+  using acc_t = at::opmath_type<scalar_t>;
+  const scalar_t* x;   // forward: x; backward: x
+  const scalar_t* g;   // backward: grad; forward: the residual (or null)
+  scalar_t* out;       // y or dx
+  const scalar_t* weight;
+  const scalar_t* bias;
+  NCS xv, gv, ov;
+  acc_t one, slope, eps;
+  acc_t* s1;           // backward: per-plane sums, N * C each
+  acc_t* s2;
 };
 
-template <bool Unit, typename scalar_t>
-void fwd_plane(const scalar_t* __restrict x, int64_t xs, scalar_t* __restrict y, int64_t ys,
-               const scalar_t* __restrict res, int64_t rs, int64_t S, at::opmath_type<scalar_t> w,
-               at::opmath_type<scalar_t> b, at::opmath_type<scalar_t> one, at::opmath_type<scalar_t> slope,
-               at::opmath_type<scalar_t> eps) {
+// Planes [begin, end) of the forward (HasRes: job.g is the residual).
+template <bool Unit, bool HasAct, bool HasRes, int Bytes, typename scalar_t>
+PYGAN_INLINE void fwd_planes(const PlaneJob<scalar_t>& job, int64_t begin, int64_t end) {
   using acc_t = at::opmath_type<scalar_t>;
-  acc_t mean, r;
-  plane_stats<Unit>(x, xs, S, eps, mean, r);
-  const acc_t a = w * r;
-  if (res == nullptr) {
-    for (int64_t i = 0; i < S; ++i) {
-      y[Unit ? i : i * ys] = act<acc_t>((static_cast<acc_t>(x[Unit ? i : i * xs]) - mean) * a + b, one, slope);
-    }
-  } else {
-    for (int64_t i = 0; i < S; ++i) {
-      y[Unit ? i : i * ys] = act<acc_t>((static_cast<acc_t>(x[Unit ? i : i * xs]) - mean) * a + b, one, slope) +
-                             static_cast<acc_t>(res[Unit ? i : i * rs]);
-    }
+  const PlaneJob<scalar_t> k = job;
+  const int64_t C = k.xv.c;
+  for (int64_t p = begin; p < end; ++p) {
+    const int64_t n = p / C, c = p % C;
+    const acc_t w = k.weight ? static_cast<acc_t>(k.weight[c]) : acc_t(1);
+    const acc_t b = k.bias ? static_cast<acc_t>(k.bias[c]) : acc_t(0);
+    fwd_plane<Unit, HasAct, HasRes, Bytes>(k.x + n * k.xv.sn + c * k.xv.sc, k.xv.ss, k.out + n * k.ov.sn + c * k.ov.sc,
+                                    k.ov.ss, HasRes ? k.g + n * k.gv.sn + c * k.gv.sc : nullptr, k.gv.ss,
+                                    k.xv.s, w, b, k.one, k.slope, k.eps);
   }
 }
 
-// Backward of one plane; returns (sum dz, sum dz * xh) through s1, s2.
-template <bool Unit, typename scalar_t>
-void bwd_plane(const scalar_t* __restrict g, int64_t gs, const scalar_t* __restrict x, int64_t xs,
-               scalar_t* __restrict d, int64_t ds, int64_t S, at::opmath_type<scalar_t> w,
-               at::opmath_type<scalar_t> b, at::opmath_type<scalar_t> one, at::opmath_type<scalar_t> slope,
-               at::opmath_type<scalar_t> eps,
-               at::opmath_type<scalar_t>& s1, at::opmath_type<scalar_t>& s2) {
+template <bool Unit, bool HasAct, int Bytes, typename scalar_t>
+PYGAN_INLINE void bwd_planes(const PlaneJob<scalar_t>& job, int64_t begin, int64_t end) {
   using acc_t = at::opmath_type<scalar_t>;
-  acc_t mean, r;
-  plane_stats<Unit>(x, xs, S, eps, mean, r);
-  lane_sum2<acc_t>(S, [=](int64_t i, acc_t& dz, acc_t& dzx) {
-    const acc_t xh = (static_cast<acc_t>(x[Unit ? i : i * xs]) - mean) * r;
-    dz = static_cast<acc_t>(g[Unit ? i : i * gs]) * act_slope<acc_t>(xh * w + b, one, slope);
-    dzx = dz * xh;
-  }, s1, s2);
-  const acc_t a = w * r, k1 = a * s1 / acc_t(S), k2 = a * s2 / acc_t(S);
-  for (int64_t i = 0; i < S; ++i) {
-    const acc_t xh = (static_cast<acc_t>(x[Unit ? i : i * xs]) - mean) * r;
-    const acc_t dz = static_cast<acc_t>(g[Unit ? i : i * gs]) * act_slope<acc_t>(xh * w + b, one, slope);
-    d[Unit ? i : i * ds] = a * dz - k1 - xh * k2;
+  const PlaneJob<scalar_t> k = job;
+  const int64_t C = k.xv.c;
+  for (int64_t p = begin; p < end; ++p) {
+    const int64_t n = p / C, c = p % C;
+    const acc_t w = k.weight ? static_cast<acc_t>(k.weight[c]) : acc_t(1);
+    const acc_t b = k.bias ? static_cast<acc_t>(k.bias[c]) : acc_t(0);
+    bwd_plane<Unit, HasAct, Bytes>(k.g + n * k.gv.sn + c * k.gv.sc, k.gv.ss, k.x + n * k.xv.sn + c * k.xv.sc, k.xv.ss,
+                            k.out + n * k.ov.sn + c * k.ov.sc, k.ov.ss, k.xv.s, w, b, k.one, k.slope, k.eps,
+                            k.s1[p], k.s2[p]);
   }
+}
+
+template <bool Unit, bool HasAct, bool HasRes, typename scalar_t>
+void fwd_planes_base(const PlaneJob<scalar_t>& job, int64_t begin, int64_t end) {
+  fwd_planes<Unit, HasAct, HasRes, 16>(job, begin, end);
+}
+template <bool Unit, bool HasAct, typename scalar_t>
+void bwd_planes_base(const PlaneJob<scalar_t>& job, int64_t begin, int64_t end) {
+  bwd_planes<Unit, HasAct, 16>(job, begin, end);
+}
+#if PYGAN_AVX2_CLONES
+template <bool Unit, bool HasAct, bool HasRes, typename scalar_t>
+__attribute__((target("avx2"))) void fwd_planes_avx2(const PlaneJob<scalar_t>& job, int64_t begin, int64_t end) {
+  fwd_planes<Unit, HasAct, HasRes, 32>(job, begin, end);
+}
+template <bool Unit, bool HasAct, typename scalar_t>
+__attribute__((target("avx2"))) void bwd_planes_avx2(const PlaneJob<scalar_t>& job, int64_t begin, int64_t end) {
+  bwd_planes<Unit, HasAct, 32>(job, begin, end);
+}
+#endif
+
+// The forward's plane loop for this job's layout, activation and residual.
+template <bool Unit, bool HasAct, bool HasRes, typename scalar_t>
+void fwd_planes_run(const PlaneJob<scalar_t>& job, int64_t grain) {
+  const int64_t planes = job.xv.n * job.xv.c;
+#if PYGAN_AVX2_CLONES
+  if (use_avx2()) {
+    at::parallel_for(0, planes, grain, [&job](int64_t begin, int64_t end) {
+      fwd_planes_avx2<Unit, HasAct, HasRes>(job, begin, end);
+    });
+    return;
+  }
+#endif
+  at::parallel_for(0, planes, grain, [&job](int64_t begin, int64_t end) {
+    fwd_planes_base<Unit, HasAct, HasRes>(job, begin, end);
+  });
+}
+
+template <bool Unit, bool HasAct, typename scalar_t>
+void bwd_planes_run(const PlaneJob<scalar_t>& job, int64_t grain) {
+  const int64_t planes = job.xv.n * job.xv.c;
+#if PYGAN_AVX2_CLONES
+  if (use_avx2()) {
+    at::parallel_for(0, planes, grain, [&job](int64_t begin, int64_t end) {
+      bwd_planes_avx2<Unit, HasAct>(job, begin, end);
+    });
+    return;
+  }
+#endif
+  at::parallel_for(0, planes, grain, [&job](int64_t begin, int64_t end) {
+    bwd_planes_base<Unit, HasAct>(job, begin, end);
+  });
 }
 
 // channels_last: statistics of channels [c0, c0 + W) of one sample (W = kCB, or the tail width),
@@ -353,20 +528,23 @@ at::Tensor instance_norm_act_cpu(const at::Tensor& x_, const std::optional<at::T
     const int64_t N = xv.n, C = xv.c, S = xv.s;
     if (!xv.channels_inner()) {
       const bool unit = xv.ss == 1 && yv.ss == 1 && (rp == nullptr || rv.ss == 1);
-      at::parallel_for(0, N * C, grain_for(S), [=](int64_t begin, int64_t end) {
-        for (int64_t p = begin; p < end; ++p) {
-          const int64_t n = p / C, c = p % C;
-          const acc_t w = wp ? static_cast<acc_t>(wp[c]) : acc_t(1), b = bp ? static_cast<acc_t>(bp[c]) : acc_t(0);
-          const scalar_t* xpl = xp + n * xv.sn + c * xv.sc;
-          scalar_t* ypl = yp + n * yv.sn + c * yv.sc;
-          const scalar_t* rpl = rp ? rp + n * rv.sn + c * rv.sc : nullptr;
-          if (unit) {
-            fwd_plane<true>(xpl, 1, ypl, 1, rpl, 1, S, w, b, one, slope, eps);
-          } else {
-            fwd_plane<false>(xpl, xv.ss, ypl, yv.ss, rpl, rv.ss, S, w, b, one, slope, eps);
-          }
+      const bool has_act = slope != acc_t(1);   // slope 1: act is the identity, exactly
+      const PlaneJob<scalar_t> job{xp, rp, yp, wp, bp, xv, rv, yv, one, slope, eps, nullptr, nullptr};
+      const int64_t grain = grain_for(S);
+      // (unit, activation, residual): the eight plane loops
+      if (unit) {
+        if (has_act) {
+          rp ? fwd_planes_run<true, true, true>(job, grain) : fwd_planes_run<true, true, false>(job, grain);
+        } else {
+          rp ? fwd_planes_run<true, false, true>(job, grain) : fwd_planes_run<true, false, false>(job, grain);
         }
-      });
+      } else {
+        if (has_act) {
+          rp ? fwd_planes_run<false, true, true>(job, grain) : fwd_planes_run<false, true, false>(job, grain);
+        } else {
+          rp ? fwd_planes_run<false, false, true>(job, grain) : fwd_planes_run<false, false, false>(job, grain);
+        }
+      }
     } else {
       const int64_t cblocks = ceil_div(C, kCB);
       const bool unit = xv.sc == 1;
@@ -420,20 +598,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm_act_bwd_cpu(
     acc_t* s2 = sums.data() + N * C;
     if (!xv.channels_inner()) {
       const bool unit = xv.ss == 1 && gv.ss == 1 && dv.ss == 1;
-      at::parallel_for(0, N * C, grain_for(2 * S), [=](int64_t begin, int64_t end) {
-        for (int64_t p = begin; p < end; ++p) {
-          const int64_t n = p / C, c = p % C;
-          const acc_t w = wp ? static_cast<acc_t>(wp[c]) : acc_t(1), b = bp ? static_cast<acc_t>(bp[c]) : acc_t(0);
-          const scalar_t* gpl = gp + n * gv.sn + c * gv.sc;
-          const scalar_t* xpl = xp + n * xv.sn + c * xv.sc;
-          scalar_t* dpl = dp + n * dv.sn + c * dv.sc;
-          if (unit) {
-            bwd_plane<true>(gpl, 1, xpl, 1, dpl, 1, S, w, b, one, slope, eps, s1[p], s2[p]);
-          } else {
-            bwd_plane<false>(gpl, gv.ss, xpl, xv.ss, dpl, dv.ss, S, w, b, one, slope, eps, s1[p], s2[p]);
-          }
-        }
-      });
+      const bool has_act = slope != acc_t(1);
+      const PlaneJob<scalar_t> job{xp, gp, dp, wp, bp, xv, gv, dv, one, slope, eps, s1, s2};
+      const int64_t grain = grain_for(2 * S);
+      if (unit) {
+        has_act ? bwd_planes_run<true, true>(job, grain) : bwd_planes_run<true, false>(job, grain);
+      } else {
+        has_act ? bwd_planes_run<false, true>(job, grain) : bwd_planes_run<false, false>(job, grain);
+      }
     } else {
       const int64_t cblocks = ceil_div(C, kCB);
       const bool unit = xv.sc == 1;
