@@ -23,8 +23,9 @@ TORCH_LIBRARY(pygan, m) {
   m.def("minibatch_std_bwd(Tensor grad, Tensor x, int group_size, int num_channels, float eps,"
         " bool unbiased=False) -> Tensor", tags);
 
-  m.def("fade_in(Tensor low, Tensor high, Tensor alpha) -> Tensor", tags);
-  m.def("fade_in_bwd(Tensor grad, Tensor alpha, bool upsampled) -> (Tensor, Tensor)", tags);
+  m.def("fade_in(Tensor low, Tensor high, Tensor alpha, bool tanh=False) -> Tensor", tags);
+  m.def("fade_in_bwd(Tensor grad, Tensor alpha, bool upsampled, Tensor? tanh_out=None)"
+        " -> (Tensor, Tensor)", tags);
 
   m.def("gradient_penalty(Tensor grad, float target) -> (Tensor, Tensor)", tags);
   m.def("gradient_penalty_bwd(Tensor grad_loss, Tensor grad, Tensor norms, float target)"

@@ -30,9 +30,9 @@ SCHEMAS = {
                       "bool unbiased=False) -> Tensor", "minibatch_std.minibatch_std"),
     "minibatch_std_bwd": ("(Tensor grad, Tensor x, int group_size, int num_channels, float eps, "
                           "bool unbiased=False) -> Tensor", "minibatch_std.minibatch_std_bwd"),
-    "fade_in": ("(Tensor low, Tensor high, Tensor alpha) -> Tensor", "fade_in.fade_in"),
-    "fade_in_bwd": ("(Tensor grad, Tensor alpha, bool upsampled) -> (Tensor, Tensor)",
-                    "fade_in.fade_in_bwd"),
+    "fade_in": ("(Tensor low, Tensor high, Tensor alpha, bool tanh=False) -> Tensor", "fade_in.fade_in"),
+    "fade_in_bwd": ("(Tensor grad, Tensor alpha, bool upsampled, Tensor? tanh_out=None) "
+                    "-> (Tensor, Tensor)", "fade_in.fade_in_bwd"),
     "gradient_penalty": ("(Tensor grad, float target) -> (Tensor, Tensor)",
                          "gradient_penalty.gradient_penalty"),
     "gradient_penalty_bwd": ("(Tensor grad_loss, Tensor grad, Tensor norms, float target) "

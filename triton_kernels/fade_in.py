@@ -2,16 +2,22 @@
 
 Forward, with up = 2x nearest-neighbour upsampling (SHIFT = 1) or the identity (SHIFT = 0):
 
-    out[n, c, h, w] = alpha * high[n, c, h, w] + (1 - alpha) * low[n, c, h >> SHIFT, w >> SHIFT]
+    z[n, c, h, w] = alpha * high[n, c, h, w] + (1 - alpha) * low[n, c, h >> SHIFT, w >> SHIFT]
+    out = z, or out = tanh(z) when TANH (``fade_in(low, high, alpha, tanh=True)``)
 
-Backward (``fade_in_bwd(grad, alpha, upsampled)`` -> (d_low, d_high)):
+Backward (``fade_in_bwd(grad, alpha, upsampled, tanh_out=None)`` -> (d_low, d_high)):
 
-    d_high = alpha * grad
-    d_low[n, c, y, x] = (1 - alpha) * sum of grad over the 2x2 block (2y.., 2x..) (or grad itself)
+    gz = grad, or gz = grad * (1 - y)(1 + y) when TANH, y = tanh_out (the forward's output)
+    d_high = alpha * gz
+    d_low[n, c, y, x] = (1 - alpha) * sum of gz over the 2x2 block (2y.., 2x..) (or gz itself)
 
-Gradient order: ``fade_in_bwd`` is linear in grad and its transpose is ``fade_in`` (registered
+Gradient order: linear, ``fade_in_bwd`` is linear in grad and its transpose is ``fade_in``; with
+tanh its double backward is the linear ``fade_in`` times (1 - y^2) plus elementwise PyTorch (all
 in ``pygan.ops.fade_in``), so first and second order both run on these kernels. The gradient with
 respect to a tensor alpha is plain PyTorch there.
+
+tanh: libdevice's on a GPU; the interpreter has no libdevice, so under TRITON_INTERPRET=1 it is
+sign(z) (1 - e) / (1 + e) with e = exp(-2|z|) (no overflow; absolute error a few ulps of 1).
 
 alpha is a 0-dim tensor. On the CPU it is read on the host (``.item()``) and passed as a float64
 argument; anywhere else (a CUDA tensor) its pointer goes to the kernel and it is read there, so
@@ -31,9 +37,12 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from triton.language.extra import libdevice
 
 from . import _common as cm
 from ._common import round_to, scalar
+
+_INTERPRET = cm._INTERPRET
 
 #: Elements per program: a [BLOCK_R rows, BLOCK_I inner] tile (4 warps, 8 elements a thread).
 TILE = 1024
@@ -49,6 +58,17 @@ def _alpha_pair(alpha_ptr, alpha, ALPHA_FROM_PTR: tl.constexpr, ACC: tl.constexp
     else:
         a = scalar(alpha, tl.float64)
     return a.to(ACC), (1.0 - a).to(ACC)
+
+
+@cm.device_function
+def _tanh(z):
+    """tanh(z) in z's dtype (see the module docstring for the interpreter's form)."""
+    if _INTERPRET:
+        e = tl.exp(-2.0 * tl.abs(z))
+        t = (1.0 - e) / (1.0 + e)
+        return tl.where(z < 0, -t, t)
+    else:
+        return libdevice.tanh(z)
 
 
 @cm.device_function
@@ -88,7 +108,7 @@ def _fade_in_fwd_kernel(
     low_ptr, high_ptr, out_ptr, alpha_ptr, alpha: tl.float64, ROWS, INNER, C, H, W,
     l_sn, l_sc, l_sh, l_sw, h_sn, h_sc, h_sh, h_sw, o_sn, o_sc, o_sh, o_sw,
     SHIFT: tl.constexpr, CL: tl.constexpr, ALPHA_FROM_PTR: tl.constexpr, ACC: tl.constexpr,
-    ROW64: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_I: tl.constexpr,
+    ROW64: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_I: tl.constexpr, TANH: tl.constexpr,
 ):
     """A [BLOCK_R, BLOCK_I] tile of the output: BLOCK_R rows (see :func:`_row_coords`) times
     BLOCK_I consecutive elements of the inner dim. The row split is per row, not per element."""
@@ -107,18 +127,21 @@ def _fade_in_fwd_kernel(
     hv = tl.load(high_ptr + h_row[:, None] + h_in[None, :], mask=mask, other=0.0)
     lv = tl.load(low_ptr + l_row[:, None] + l_in[None, :], mask=mask, other=0.0)
     out = al * hv.to(ACC) + be * lv.to(ACC)
+    if TANH:
+        out = _tanh(out)
     tl.store(out_ptr + o_row[:, None] + o_in[None, :], round_to(out, out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
 def _fade_in_bwd_kernel(
-    g_ptr, dl_ptr, dh_ptr, alpha_ptr, alpha: tl.float64, ROWS, INNER, C, H, W,
-    g_sn, g_sc, g_sh, g_sw, l_sn, l_sc, l_sh, l_sw, h_sn, h_sc, h_sh, h_sw,
+    g_ptr, y_ptr, dl_ptr, dh_ptr, alpha_ptr, alpha: tl.float64, ROWS, INNER, C, H, W,
+    g_sn, g_sc, g_sh, g_sw, y_sn, y_sc, y_sh, y_sw, l_sn, l_sc, l_sh, l_sw, h_sn, h_sc, h_sh, h_sw,
     SHIFT: tl.constexpr, CL: tl.constexpr, ALPHA_FROM_PTR: tl.constexpr, ACC: tl.constexpr,
-    ROW64: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_I: tl.constexpr,
+    ROW64: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_I: tl.constexpr, TANH: tl.constexpr,
 ):
     """A tile of d_low (H, W are its sizes, rows as in the forward); each element reads its 2x2
-    (or 1x1) block of grad and writes the same block of d_high."""
+    (or 1x1) block of grad (and, when TANH, of the forward's output y) and writes the same block
+    of d_high. y is read only when TANH."""
     i, mask, n, a, b = _tile(ROWS, INNER, C, H, W, CL, ROW64, BLOCK_R, BLOCK_I)
     al, be = _alpha_pair(alpha_ptr, alpha, ALPHA_FROM_PTR, ACC)
     total = tl.full([BLOCK_R, BLOCK_I], 0, ACC)
@@ -128,13 +151,18 @@ def _fade_in_bwd_kernel(
                 yy = (a << SHIFT) + dy
                 xx = (b << SHIFT) + dx
                 g_off = (n * g_sn + yy * g_sh + xx * g_sw)[:, None] + (i * g_sc)[None, :]
+                y_off = (n * y_sn + yy * y_sh + xx * y_sw)[:, None] + (i * y_sc)[None, :]
                 h_off = (n * h_sn + yy * h_sh + xx * h_sw)[:, None] + (i * h_sc)[None, :]
             else:    # rows (n, c, y), inner x
                 yy = (b << SHIFT) + dy
                 xx = (i << SHIFT) + dx
                 g_off = (n * g_sn + a * g_sc + yy * g_sh)[:, None] + (xx * g_sw)[None, :]
+                y_off = (n * y_sn + a * y_sc + yy * y_sh)[:, None] + (xx * y_sw)[None, :]
                 h_off = (n * h_sn + a * h_sc + yy * h_sh)[:, None] + (xx * h_sw)[None, :]
             g = tl.load(g_ptr + g_off, mask=mask, other=0.0).to(ACC)
+            if TANH:   # the gradient of z: tanh'(z) = 1 - y^2 = (1 - y)(1 + y)
+                yv = tl.load(y_ptr + y_off, mask=mask, other=0.0).to(ACC)
+                g = g * ((1.0 - yv) * (1.0 + yv))
             tl.store(dh_ptr + h_off, round_to(al * g, dh_ptr.dtype.element_ty), mask=mask)
             total += g
     if CL:
@@ -182,18 +210,18 @@ def _alpha_args(alpha: torch.Tensor, like: torch.Tensor, op: str, alpha_from_ptr
     return like, float(alpha.item()), False   # like: an unused placeholder pointer
 
 
-def fade_in(low: torch.Tensor, high: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+def fade_in(low: torch.Tensor, high: torch.Tensor, alpha: torch.Tensor, tanh: bool = False) -> torch.Tensor:
     """Launcher of ``pygan_triton::fade_in``."""
-    return launch_fade_in(low, high, alpha)
+    return launch_fade_in(low, high, alpha, tanh=tanh)
 
 
-def fade_in_bwd(grad: torch.Tensor, alpha: torch.Tensor,
-                upsampled: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def fade_in_bwd(grad: torch.Tensor, alpha: torch.Tensor, upsampled: bool,
+                tanh_out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Launcher of ``pygan_triton::fade_in_bwd``: (d_low, d_high)."""
-    return launch_fade_in_bwd(grad, alpha, upsampled)
+    return launch_fade_in_bwd(grad, alpha, upsampled, tanh_out)
 
 
-def launch_fade_in(low: torch.Tensor, high: torch.Tensor, alpha: torch.Tensor, *,
+def launch_fade_in(low: torch.Tensor, high: torch.Tensor, alpha: torch.Tensor, *, tanh: bool = False,
                    alpha_from_ptr: bool | None = None) -> torch.Tensor:
     """The forward launch. ``alpha_from_ptr`` forces where alpha is read (tests use it to run the
     GPU path, alpha read in the kernel, under the interpreter); by default a CPU alpha is read
@@ -219,16 +247,24 @@ def launch_fade_in(low: torch.Tensor, high: torch.Tensor, alpha: torch.Tensor, *
             low, high, out, ptr, value, rows, inner, C, H, W,
             *low.stride(), *high.stride(), *out.stride(),
             SHIFT=1 if up else 0, CL=cl, ALPHA_FROM_PTR=from_ptr, ACC=cm.acc_dtype(high.dtype),
-            ROW64=row64, BLOCK_R=block_r, BLOCK_I=block_i, num_warps=NUM_WARPS)
+            ROW64=row64, BLOCK_R=block_r, BLOCK_I=block_i, TANH=bool(tanh), num_warps=NUM_WARPS)
     return out
 
 
-def launch_fade_in_bwd(grad: torch.Tensor, alpha: torch.Tensor, upsampled: bool, *,
+def launch_fade_in_bwd(grad: torch.Tensor, alpha: torch.Tensor, upsampled: bool,
+                       tanh_out: torch.Tensor | None = None, *,
                        alpha_from_ptr: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The backward launch; ``alpha_from_ptr`` as in :func:`launch_fade_in`."""
+    """The backward launch (``tanh_out``: the forward's output when it applied tanh);
+    ``alpha_from_ptr`` as in :func:`launch_fade_in`."""
     if grad.dim() != 4:
         raise ValueError("pygan_triton::fade_in_bwd: grad must be an (N, C, H, W) tensor")
     cm.check_float("grad", "fade_in_bwd", grad)
+    if tanh_out is not None and (tanh_out.shape != grad.shape or tanh_out.dtype != grad.dtype
+                                 or tanh_out.device != grad.device):
+        raise ValueError(f"pygan_triton::fade_in_bwd: tanh_out must be the forward's output, with grad's "
+                         f"shape {tuple(grad.shape)}, dtype and device; got {tuple(tanh_out.shape)} "
+                         f"{tanh_out.dtype} on {tanh_out.device}")
+    y = grad if tanh_out is None else tanh_out   # without tanh: a stand-in pointer, never read
     N, C, H, W = grad.shape
     shift = 1 if upsampled else 0
     h, w = H >> shift, W >> shift
@@ -244,8 +280,9 @@ def launch_fade_in_bwd(grad: torch.Tensor, alpha: torch.Tensor, upsampled: bool,
     rows, inner, block_r, block_i, row64 = _tiles(d_low.shape, cl, TILE >> (2 * shift))
     with cm.device_guard(grad):
         _fade_in_bwd_kernel[_grid(rows, inner, block_r, block_i)](
-            grad, d_low, d_high, ptr, value, rows, inner, C, h, w,
-            *grad.stride(), *d_low.stride(), *d_high.stride(),
+            grad, y, d_low, d_high, ptr, value, rows, inner, C, h, w,
+            *grad.stride(), *y.stride(), *d_low.stride(), *d_high.stride(),
             SHIFT=shift, CL=cl, ALPHA_FROM_PTR=from_ptr, ACC=cm.acc_dtype(grad.dtype),
-            ROW64=row64, BLOCK_R=block_r, BLOCK_I=block_i, num_warps=NUM_WARPS)
+            ROW64=row64, BLOCK_R=block_r, BLOCK_I=block_i, TANH=tanh_out is not None,
+            num_warps=NUM_WARPS)
     return d_low, d_high

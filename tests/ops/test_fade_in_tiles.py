@@ -1,7 +1,8 @@
 """The Triton fade-in's 2-D tiling (triton_kernels/fade_in.py): tiles of BLOCK_R rows x BLOCK_I
 inner elements, a grid over (row blocks, inner blocks), rows split into coordinates once per row.
 With a tiny TILE every tail (rows and inner dim) and every grid axis holds several blocks; the
-results must equal the reference exactly in float64 (the maths is one multiply-add per element)."""
+results must equal the reference exactly in float64 (the maths is one multiply-add per element),
+and with tanh to a few ulps (the interpreter's tanh is built from exp)."""
 
 import pytest
 import torch
@@ -22,7 +23,8 @@ def fi(monkeypatch):
 @pytest.mark.parametrize("row64", [False, True], ids=["rows32", "rows64"])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last], ids=["nchw", "nhwc"])
 @pytest.mark.parametrize("up", [True, False], ids=["up", "same"])
-def test_small_tiles_forward_and_backward_match_the_reference(fi, monkeypatch, layout, up, row64):
+@pytest.mark.parametrize("tanh", [False, True], ids=["linear", "tanh"])
+def test_small_tiles_forward_and_backward_match_the_reference(fi, monkeypatch, layout, up, row64, tanh):
     if row64:   # the 64-bit row index path (taken from 2^31 rows on) at a small size
         tiles = fi._tiles
         monkeypatch.setattr(fi, "_tiles", lambda shape, cl, tile=None: (*tiles(shape, cl, tile)[:4], True))
@@ -32,12 +34,14 @@ def test_small_tiles_forward_and_backward_match_the_reference(fi, monkeypatch, l
     rows, inner, block_r, block_i, _ = fi._tiles(tuple(high.shape), layout == torch.channels_last)
     assert block_r * block_i <= 8 and rows > block_r and (inner > block_i or layout == torch.channels_last)
     alpha = torch.tensor(0.3, dtype=torch.float64)
-    out = fi.launch_fade_in(low, high, alpha)
-    torch.testing.assert_close(out, ops.fade_in_reference(low, high, 0.3), rtol=0, atol=1e-15)
+    out = fi.launch_fade_in(low, high, alpha, tanh=tanh)
+    torch.testing.assert_close(out, ops.fade_in_reference(low, high, 0.3, "tanh" if tanh else None),
+                               rtol=0, atol=1e-15)
     grad = torch.randn(high.shape, dtype=torch.float64).contiguous(memory_format=layout)
-    d_low, d_high = fi.launch_fade_in_bwd(grad, alpha, up)
-    ref_low = (0.7 * torch.nn.functional.avg_pool2d(grad, 2) * 4) if up else 0.7 * grad
-    torch.testing.assert_close(d_high, 0.3 * grad, rtol=0, atol=1e-15)
+    d_low, d_high = fi.launch_fade_in_bwd(grad, alpha, up, out if tanh else None)
+    gz = grad * (1 - out * out) if tanh else grad
+    ref_low = (0.7 * torch.nn.functional.avg_pool2d(gz, 2) * 4) if up else 0.7 * gz
+    torch.testing.assert_close(d_high, 0.3 * gz, rtol=0, atol=1e-15)
     torch.testing.assert_close(d_low, ref_low, rtol=0, atol=1e-14)
 
 

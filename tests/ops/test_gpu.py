@@ -196,6 +196,10 @@ def test_opcheck_on_gpu(backend):
         (ns.minibatch_std_bwd, (torch.randn(4, 9, 5, 7, **d, requires_grad=True), x, 4, 3, 0.0, True)),
         (ns.fade_in, (x[:, :, :2, :3].detach().requires_grad_(), torch.randn(4, 6, 4, 6, **d, requires_grad=True), alpha)),
         (ns.fade_in_bwd, (torch.randn(4, 6, 4, 6, **d, requires_grad=True), alpha, True)),
+        (ns.fade_in, (x[:, :, :2, :3].detach().requires_grad_(), torch.randn(4, 6, 4, 6, **d, requires_grad=True),
+                      alpha, True)),
+        (ns.fade_in_bwd, (torch.randn(4, 6, 4, 6, **d, requires_grad=True), alpha, True,
+                          torch.rand(4, 6, 4, 6, **d).requires_grad_())),
         (ns.gradient_penalty, (x, 1.0)),
     ]:
         torch.library.opcheck(op.default, args)
@@ -313,3 +317,44 @@ def test_compile_fullgraph_with_the_cuda_backend_runs_the_cuda_op():
     from op_harness import assert_op_in_compiled_graph
     x = torch.randn(4, 8, 6, 6, device="cuda", requires_grad=True)
     assert_op_in_compiled_graph(lambda t: ops.pixel_norm(t, backend="cuda"), (x,), "pygan", "pixel_norm")
+
+
+# fade_in(activation="tanh") on the GPU: the tutorial's fade-in, to second order, by the rules of
+# tests/ops/test_fade_in_tanh.py (its module docstring says why the half types differ)
+TANH_SHAPES = PACKED_SHAPES + [pytest.param((4, 37, 5, 6), id="odd")]
+
+
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+@pytest.mark.parametrize("dtype", LOW_DTYPES + [torch.float64], ids=str)
+@pytest.mark.parametrize("shape", TANH_SHAPES)
+@pytest.mark.parametrize("up", [True, False], ids=["up", "same"])
+@pytest.mark.parametrize("memory_format", [None, torch.contiguous_format, torch.channels_last],
+                         ids=["layouts", "nchw", "channels_last"])
+def test_fade_in_tanh_parity_on_gpu(backend, dtype, shape, up, memory_format):
+    """Output, first- and second-order gradients of low, high and a CUDA alpha tensor (read in
+    the kernels) against the tutorial: every layout of high (None) or everything in one layout,
+    on shapes where the packed kernels run (packs, mixed) and where they don't (odd)."""
+    need(backend)
+    from test_fade_in_tanh import check_tanh_parity, tutorial, tutorial_with_output
+    n, c, h, w = shape
+    high = torch.randn(n, c, 2 * h, 2 * w, dtype=torch.float64)
+    low = torch.randn(n, c, h, w, dtype=torch.float64) if up else torch.randn(n, c, 2 * h, 2 * w, dtype=torch.float64)
+    alpha = torch.tensor(0.3, dtype=torch.float64)
+    check_tanh_parity(lambda hi, lo, a: ops.fade_in(lo, hi, a, activation="tanh", backend=backend),
+                      lambda hi, lo, a: tutorial(lo, hi, a), [high, low, alpha], dtype,
+                      [1, 4 if up else 1, high.numel()],
+                      ref_given_output=lambda y: lambda hi, lo, a: tutorial_with_output(y)(lo, hi, a),
+                      device="cuda", memory_format=memory_format)
+
+
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+@pytest.mark.parametrize("up", [True, False], ids=["up", "same"])
+def test_fade_in_tanh_gradcheck_and_gradgradcheck_on_gpu(backend, up):
+    need(backend)
+    high = torch.randn(2, 5, 4, 4, dtype=torch.float64, device="cuda", requires_grad=True)
+    low = torch.randn(2, 5, 2, 2, dtype=torch.float64, device="cuda") if up else torch.randn_like(high)
+    low.requires_grad_()
+    alpha = torch.tensor(0.3, dtype=torch.float64, device="cuda", requires_grad=True)
+    fn = lambda lo, hi, a: ops.fade_in(lo, hi, a, activation="tanh", backend=backend)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (low, high, alpha))
+    assert torch.autograd.gradgradcheck(fn, (low, high, alpha))
