@@ -6,8 +6,8 @@ Public functions (each takes ``backend=`` as a keyword):
     pixel_norm(x, eps=1e-8)
     bias_lrelu(x, bias=None, *, scale=1.0, negative_slope=0.2, gain=1.0)
     bias_lrelu_pixel_norm(x, bias=None, *, scale=1.0, negative_slope=0.2, gain=1.0, eps=1e-8)
-    minibatch_std(x, group_size=4, num_channels=1, eps=1e-8)
-    fade_in(low, high, alpha)
+    minibatch_std(x, group_size=4, num_channels=1, eps=1e-8, *, unbiased=False)
+    fade_in(low, high, alpha, *, activation=None)
     gradient_penalty(grad, target=1.0)
     instance_norm_act(x, weight=None, bias=None, *, activation=None, negative_slope=0.2, eps=1e-5,
                       residual=None)
