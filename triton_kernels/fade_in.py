@@ -241,7 +241,11 @@ def launch_fade_in(low: torch.Tensor, high: torch.Tensor, alpha: torch.Tensor, *
     if total == 0:
         return out
     cl = _channels_last_order(out)
-    rows, inner, block_r, block_i, row64 = _tiles(out.shape, cl)
+    # float64 tanh (libdevice's, a long polynomial in double registers) at 8 elements a thread
+    # spilled 4 bytes compiled for sm_90 (NCHW, upsampling, 64x16 tiles; 80 registers): half the
+    # tile for it, no spill
+    rows, inner, block_r, block_i, row64 = _tiles(out.shape, cl, TILE // 2 if tanh and high.dtype == torch.float64
+                                                  else None)
     with cm.device_guard(high):
         _fade_in_fwd_kernel[_grid(rows, inner, block_r, block_i)](
             low, high, out, ptr, value, rows, inner, C, H, W,
