@@ -93,10 +93,11 @@ def check_fade_in_args(low, high, alpha) -> torch.Tensor:
         _checks.tensor("alpha", alpha)
         # a CUDA alpha is not read back (that would synchronise), nor one being traced by
         # torch.compile (reading it is a data-dependent guard that fullgraph cannot take)
-        if alpha.device.type == "cpu" and not torch.compiler.is_compiling():
-            value = float(alpha.detach())
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"alpha must be in [0, 1], got {value}")
+        if alpha.device.type == "cpu":
+            if not torch.compiler.is_compiling():
+                value = float(alpha.detach())
+                if not 0.0 <= value <= 1.0:
+                    raise ValueError(f"alpha must be in [0, 1], got {value}")
         elif alpha.device != high.device:
             raise ValueError(f"alpha is on {alpha.device} but high is on {high.device}; "
                              "pass a float, a CPU 0-dim tensor or one on high's device")
