@@ -163,6 +163,7 @@ def _bwd_kernel(
         d = tl.load(xp, mask=mask, other=0.0).to(ACC) - mean
         var += d * d
         xp += x_step
+    var = tl.where(mask, var, 1.0)   # masked-off lanes: no 0/0 when eps = 0 (never stored anyway)
     coef = precise_div(kc * inv_d, precise_sqrt(var * inv_d + scalar(eps, ACC)))
     xp = x_ptrs
     gp = g_ptrs
