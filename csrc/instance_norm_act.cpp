@@ -124,9 +124,14 @@ bool use_avx2() {
 
 // Mean and 1 / sqrt(var + eps) of one plane p[i * st], i < S (st == 1 when Unit): the mean, then
 // the sum of squares about it, each in kLanes lanes (NV vectors of W) then a fixed-order total.
-template <bool Unit, int Bytes, typename scalar_t, typename acc_t>
+//
+// With a plane g (stride gs), the squares pass also sums t1 = sum g and t2 = sum g * (p - mean)
+// (in the same lanes and order as bwd_plane's own loop): the backward without an activation needs
+// nothing else, and so skips a pass over x.
+template <bool Unit, int Bytes, typename scalar_t, typename acc_t, bool WithGrad = false>
 PYGAN_INLINE void plane_stats(const scalar_t* __restrict p, int64_t st, int64_t S, acc_t eps, acc_t& mean,
-                              acc_t& r) {
+                              acc_t& r, const scalar_t* __restrict g = nullptr, int64_t gs = 1,
+                              acc_t* t1_out = nullptr, acc_t* t2_out = nullptr) {
   using V = typename Vec<acc_t, Bytes>::type;
   constexpr int L = kLanes<acc_t>, W = Bytes / sizeof(acc_t), NV = L / W;
   static_assert(NV * W == L, "kLanes must be a whole number of vectors");
@@ -141,20 +146,40 @@ PYGAN_INLINE void plane_stats(const scalar_t* __restrict p, int64_t st, int64_t 
     for (int e = 0; e < W; ++e) total += lane[k][e];
   }
   const acc_t m = total / acc_t(S);
-  V sq[NV] = {};
+  V sq[NV] = {}, l1[NV] = {}, l2[NV] = {};
   for (int64_t i = 0; i < full; i += L) {
     for (int k = 0; k < NV; ++k) {
       const V dv = vload<V, Unit>(p + (i + k * W) * (Unit ? 1 : st), st) - m;
       sq[k] += dv * dv;
+      if constexpr (WithGrad) {
+        const V gv = vload<V, Unit>(g + (i + k * W) * (Unit ? 1 : gs), gs);
+        l1[k] += gv;
+        l2[k] += gv * dv;
+      }
     }
   }
-  acc_t tsq = 0;
+  acc_t tsq = 0, t1 = 0, t2 = 0;
   for (int64_t i = full; i < S; ++i) {
     const acc_t dv = static_cast<acc_t>(p[Unit ? i : i * st]) - m;
     tsq += dv * dv;
+    if constexpr (WithGrad) {
+      const acc_t gv = static_cast<acc_t>(g[Unit ? i : i * gs]);
+      t1 += gv;
+      t2 += gv * dv;
+    }
   }
   for (int k = 0; k < NV; ++k) {
-    for (int e = 0; e < W; ++e) tsq += sq[k][e];
+    for (int e = 0; e < W; ++e) {
+      tsq += sq[k][e];
+      if constexpr (WithGrad) {
+        t1 += l1[k][e];
+        t2 += l2[k][e];
+      }
+    }
+  }
+  if constexpr (WithGrad) {
+    *t1_out = t1;
+    *t2_out = t2;
   }
   mean = m;
   r = acc_t(1) / std::sqrt(tsq / acc_t(S) + eps);
@@ -178,7 +203,8 @@ PYGAN_INLINE void fwd_plane(const scalar_t* __restrict x, int64_t xs, scalar_t* 
 }
 
 // Backward of one plane, with u = x - mean, dz = g * act'(u * a + b), a = w * r:
-//   t1 = sum dz, t2 = sum dz * u (both in kLanes lanes), then
+//   t1 = sum dz, t2 = sum dz * u (both in kLanes lanes; without an activation, in plane_stats'
+//   squares pass, one pass over x and g fewer), then
 //   dx = a * dz - a * t1 / S - u * (a * r^2 * t2 / S);  returns s1 = t1, s2 = r * t2 = sum dz * xh.
 // Without an activation dz is g itself (act' = 1 exactly).
 template <bool Unit, bool HasAct, int Bytes, typename scalar_t, typename acc_t>
@@ -187,13 +213,17 @@ PYGAN_INLINE void bwd_plane(const scalar_t* __restrict g, int64_t gs, const scal
                             acc_t slope, acc_t eps, acc_t& s1, acc_t& s2) {
   using V = typename Vec<acc_t, Bytes>::type;
   constexpr int L = kLanes<acc_t>, W = Bytes / sizeof(acc_t), NV = L / W;
-  acc_t mean, r;
-  plane_stats<Unit, Bytes>(x, xs, S, eps, mean, r);
+  acc_t mean, r, t1 = 0, t2 = 0;
+  if constexpr (!HasAct) {
+    plane_stats<Unit, Bytes, scalar_t, acc_t, true>(x, xs, S, eps, mean, r, g, gs, &t1, &t2);
+  } else {
+    plane_stats<Unit, Bytes>(x, xs, S, eps, mean, r);
+  }
   const acc_t a = w * r;
   const int64_t full = S / L * L;
   V l1[NV] = {}, l2[NV] = {};
   const V av = V{} + a, bv = V{} + b, onev = V{} + one, slopev = V{} + slope;
-  for (int64_t i = 0; i < full; i += L) {
+  for (int64_t i = 0; HasAct && i < full; i += L) {
     for (int k = 0; k < NV; ++k) {
       const V u = vload<V, Unit>(x + (i + k * W) * (Unit ? 1 : xs), xs) - mean;
       V dz = vload<V, Unit>(g + (i + k * W) * (Unit ? 1 : gs), gs);
@@ -202,15 +232,13 @@ PYGAN_INLINE void bwd_plane(const scalar_t* __restrict g, int64_t gs, const scal
       l2[k] += dz * u;
     }
   }
-  acc_t t1 = 0, t2 = 0;
-  for (int64_t i = full; i < S; ++i) {
+  for (int64_t i = full; HasAct && i < S; ++i) {
     const acc_t u = static_cast<acc_t>(x[Unit ? i : i * xs]) - mean;
-    acc_t dz = static_cast<acc_t>(g[Unit ? i : i * gs]);
-    if (HasAct) dz *= act_slope<acc_t>(u * a + b, one, slope);
+    const acc_t dz = static_cast<acc_t>(g[Unit ? i : i * gs]) * act_slope<acc_t>(u * a + b, one, slope);
     t1 += dz;
     t2 += dz * u;
   }
-  for (int k = 0; k < NV; ++k) {
+  for (int k = 0; HasAct && k < NV; ++k) {
     for (int e = 0; e < W; ++e) {
       t1 += l1[k][e];
       t2 += l2[k][e];
