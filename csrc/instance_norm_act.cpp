@@ -18,15 +18,9 @@
 #include "common.h"
 #include "instance_norm_act.h"
 
-#include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 #include <vector>
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 namespace pygan {
 namespace {
@@ -528,30 +522,6 @@ void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, scalar_t* d, N
   }
 }
 
-// Ask Linux to back a new output of 8 MiB or more with transparent huge pages (the 2 MiB-aligned
-// part of its storage), before the kernel's first write to it. Such outputs are fresh mmap
-// regions (glibc maps blocks over 32 MiB every time), and first-touch faults of 4 KiB pages cost
-// more than the op's whole arithmetic: writing a new 32 MiB tensor took 8.0 ms here against
-// 1.2 ms for rewriting one (page faults do not get faster with more threads), 2.3 ms with huge
-// pages. Only a hint: without THP ("never") or on other systems nothing changes; errors ignored.
-// PYGAN_NO_HUGE_PAGES=1 turns it off.
-void advise_huge_pages(const at::Tensor& t) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  static const bool off = [] {
-    const char* e = std::getenv("PYGAN_NO_HUGE_PAGES");
-    return e != nullptr && e[0] != '\0' && e[0] != '0';
-  }();
-  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
-  const size_t bytes = t.storage().nbytes();
-  if (off || bytes < (size_t{8} << 20)) return;
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.storage().data());
-  const uintptr_t lo = (begin + kHuge - 1) & ~(kHuge - 1), hi = (begin + bytes) & ~(kHuge - 1);
-  if (hi > lo) (void)madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
-#else
-  (void)t;
-#endif
-}
-
 template <typename T>
 const T* ptr_or_null(const std::optional<at::Tensor>& t) {
   return t.has_value() ? t->const_data_ptr<T>() : nullptr;
@@ -573,7 +543,6 @@ at::Tensor instance_norm_act_cpu(const at::Tensor& x_, const std::optional<at::T
   at::Tensor residual;
   if (residual_.has_value()) residual = ncs_input(*residual_, rv);
   NCSOutput y(at::empty_like(x_));
-  advise_huge_pages(y.work);
   if (x.numel() == 0) return y.out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "instance_norm_act", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -634,7 +603,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm_act_bwd_cpu(
   const std::optional<at::Tensor> weight = weight_.has_value() ? std::optional<at::Tensor>(weight_->contiguous()) : std::nullopt;
   const std::optional<at::Tensor> bias = bias_.has_value() ? std::optional<at::Tensor>(bias_->contiguous()) : std::nullopt;
   NCSOutput dx(at::empty_like(x_));
-  advise_huge_pages(dx.work);
   const int64_t C = x_.size(1);
   at::Tensor dw = at::empty({C}, x_.options()), db = at::empty({C}, x_.options());
   if (x.numel() == 0) {
