@@ -19,7 +19,9 @@ Models and steps (each the seed's own recipe, with Adam as the seeds use it):
   BCE-with-logits discriminator and generator steps.
 
 Providers: ``original`` (the model as written, eager) and ``accelerate:<backend>`` (a deep copy
-after ``pygan.accelerate(copy, backend=...)``: cpp on the CPU; cuda and triton on a GPU).
+after ``pygan.accelerate(copy, backend=...)``: ``auto`` on the CPU, i.e. ``accelerate(copy)`` as
+a user calls it (cpp kernels; plain Linear + activation chains keep addmm there); cuda and
+triton on a GPU).
 On a GPU times are ``triton.testing.do_bench`` medians; on the CPU the providers alternate,
 one step each, for ``--repeats`` rounds after one warm-up (default 5) and the median is
 reported, so a slow drift of the machine hits both alike. ``--dtype bfloat16`` runs the steps
@@ -202,8 +204,8 @@ def run(args, progress=lambda rows: None) -> list[dict]:
     device = torch.device(args.device)
     dtype = DTYPES[args.dtype]
     autocast = torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32)
-    backends = args.backend or (["cpp"] if device.type == "cpu" else ["cuda", "triton"])
-    backends = [b for b in backends if ops.available_backends()[b]]
+    backends = args.backend or (["auto"] if device.type == "cpu" else ["cuda", "triton"])
+    backends = [b for b in backends if b == "auto" or ops.available_backends()[b]]
     cases = []
     for model in args.model or ["progan", "cyclegan", "wgan_gp", "mlp_gan"]:
         if model == "progan":
@@ -222,7 +224,7 @@ def run(args, progress=lambda rows: None) -> list[dict]:
         replaced = {}
         for b in backends:
             copies = [copy.deepcopy(n) for n in nets]
-            reports = [pygan.accelerate(c, backend=b) for c in copies]
+            reports = [pygan.accelerate(c, backend=None if b == "auto" else b) for c in copies]
             replaced[b] = sum(len(r) for r in reports)
             steps[f"accelerate:{b}"] = make(*copies)
         times = time_steps(steps, device, args.repeats)
@@ -244,7 +246,9 @@ def run(args, progress=lambda rows: None) -> list[dict]:
 def main(argv=None) -> None:
     p = parser(__doc__)
     p.add_argument("--model", action="append", choices=["progan", "cyclegan", "wgan_gp", "mlp_gan"])
-    p.add_argument("--backend", action="append", choices=["cpp", "cuda", "triton", "reference"])
+    p.add_argument("--backend", action="append", choices=["auto", "cpp", "cuda", "triton", "reference"],
+                   help="repeatable; default auto (what pygan.accelerate(model) picks) on cpu, "
+                        "cuda and triton on a GPU")
     p.add_argument("--progan-resolution", type=int, action="append",
                    help="repeatable; default 32, 64 and 128 on cuda, 32 on cpu")
     p.add_argument("--cyclegan-resolution", type=int, action="append",

@@ -303,11 +303,16 @@ class Planner:
                                             if slope is not None else "")
                 shape = _match.probe_shape(chain.head)
             else:
+                layer = chain.producer.layer(chain.head)
+                eager_on_cpu = (type(layer) is nn.Linear and not chain.producer.inner
+                                and eps is None)
                 patch = _fused.ProducerChain(chain.head, chain.producer, slope, eps, tails,
-                                             self.backend)
+                                             self.backend, eager_on_cpu)
                 op = "bias_lrelu_pixel_norm" if eps is not None else "bias_lrelu"
-                shape = _match.probe_shape(chain.producer.layer(chain.head))
-                op = f"{type(chain.producer.layer(chain.head)).__name__}(bias=False) + {op}"
+                shape = _match.probe_shape(layer)
+                op = f"{type(layer).__name__}(bias=False) + {op}"
+                if patch.eager_on_cpu:
+                    op += " (CPU tensors: addmm + activation, faster there)"
             was = " + ".join([self.describe_head(chain)] + [
                 _act_name(v) if r == "act" else f"{type(t).__name__}(eps={v:g})"
                 for r, t, _, v in chain.tails])

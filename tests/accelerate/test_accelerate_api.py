@@ -260,3 +260,23 @@ def test_scale_on_the_output_and_equalized_linear():
     out, ref = model(x), reference(x)
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(torch.autograd.grad(out.sum(), x)[0], torch.autograd.grad(ref.sum(), x)[0])
+
+
+def test_plain_linear_chains_stay_eager_on_cpu_under_auto(monkeypatch):
+    torch.manual_seed(0)
+    model = S.MLPDiscriminator(20, 8)
+    auto, forced = copy.deepcopy(model), copy.deepcopy(model)
+    report = pygan.accelerate(auto)                      # backend None: pygan's default, auto
+    assert "CPU tensors: addmm + activation" in report["disc.0.0"].now
+    pygan.accelerate(forced, backend="cpp")
+    calls = []
+    real = pygan.ops.bias_lrelu
+    monkeypatch.setattr(pygan.ops, "bias_lrelu", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = torch.randn(4, 20)
+    torch.testing.assert_close(auto(x), model(x))
+    assert calls == []                                   # addmm + LeakyReLU ran
+    torch.testing.assert_close(forced(x), model(x), rtol=1e-5, atol=1e-6)
+    assert len(calls) == 3                               # the fused op ran for each chain
+    with pygan.ops.use_backend("cpp"):                   # a default set by the user is obeyed
+        auto(x)
+    assert len(calls) == 6
