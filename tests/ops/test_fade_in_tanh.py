@@ -329,7 +329,7 @@ def test_activation_none_and_linear_are_the_linear_blend(backend):
 
 
 @pytest.mark.parametrize("bad", ["relu", "Tanh", "", "sigmoid", torch.tanh, torch.nn.Tanh(), 1, True],
-                         ids=repr)
+                         ids=["relu", "Tanh", "empty", "sigmoid", "torch.tanh", "nn.Tanh()", "1", "True"])
 def test_bad_activation(bad):
     low, high = torch.randn(2, 3, 2, 2), torch.randn(2, 3, 4, 4)
     match = r"activation must be one of \(None, 'linear', 'tanh'\)"
