@@ -133,8 +133,9 @@ def test_gradcheck_and_gradgradcheck(backend, memory_format, eps, group_size, nu
     # small (32 elements): the Triton interpreter runs gradgradcheck's many launches slowly
     x = torch.randn(4, 2, 2, 2, dtype=F64).contiguous(memory_format=memory_format).requires_grad_()
     fn = unbiased_op(backend, group_size, num_channels, eps)
-    assert torch.autograd.gradcheck(fn, (x,))
-    assert torch.autograd.gradgradcheck(fn, (x,))
+    fast = backend == "triton"   # a random projection of the Jacobian: a few interpreted launches
+    assert torch.autograd.gradcheck(fn, (x,), fast_mode=fast)
+    assert torch.autograd.gradgradcheck(fn, (x,), fast_mode=fast)
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
