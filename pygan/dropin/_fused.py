@@ -43,6 +43,15 @@ def class_forward(module: nn.Module, *args):
     return type(module).forward(module, *args)
 
 
+def original_chain(head: nn.Module, tail: tuple[nn.Module, ...], x):
+    """What a chain computed before it was fused: the head's and then each tail module's own
+    forward."""
+    out = class_forward(head, x)
+    for t in tail:
+        out = class_forward(t, out)
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class Producer:
     """Where a bias-free linear map, its bias and its weight scale live in a module.
@@ -129,10 +138,7 @@ class ProducerChain(_Patch):
     def __call__(self, x):
         m = self.owner
         if not self.producer.takes(m, x) or self._eager(x):
-            out = class_forward(m, x)
-            for t in self.tail:
-                out = class_forward(t, out)
-            return out
+            return original_chain(m, self.tail, x)
         y = self.producer.linear(m, x)
         bias, scale = self.producer.bias(m), self.producer.scale(m)
         slope = 1.0 if self.slope is None else self.slope
@@ -164,10 +170,7 @@ class NormChain(_Patch):
     def __call__(self, x):
         m = self.owner
         if not _norm_takes(m, x):
-            out = class_forward(m, x)
-            for t in self.tail:
-                out = class_forward(t, out)
-            return out
+            return original_chain(m, self.tail, x)
         activation, negative_slope = _activation_name(self.slope)
         return ops.instance_norm_act(x, m.weight, m.bias, activation=activation,
                                      negative_slope=negative_slope, eps=m.eps,

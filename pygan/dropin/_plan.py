@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import operator
 from collections.abc import Callable
 
@@ -318,12 +319,7 @@ class Planner:
                 for r, t, _, v in chain.tails])
             rows.append(Replacement(self.path(chain.head), was, op))
             changes.append(Change(chain.head, "forward", patch))
-
-            def original(x, head=chain.head, tails=tails):
-                out = _fused.class_forward(head, x)
-                for t in tails:
-                    out = _fused.class_forward(t, out)
-                return out
+            original = functools.partial(_fused.original_chain, chain.head, tails)
             checks.append(Check(original, patch, _tensor_probe(shape), chain.head))
             for _, t, _, _ in chain.tails:
                 self.claimed.add(id(t))
@@ -341,21 +337,14 @@ class Planner:
         if id(m) in self.claimed:
             return
         form = self.producer(m)
-        if form is not None and form.inner:
+        kind = ("producer" if form is not None and form.inner
+                else "norm" if _match.is_instance_norm(m) is None else None)
+        if kind is not None:          # a weight-scaled layer or an instance norm on its own
             why = self.blocked(m)
             if why:
                 self.why_not.setdefault(id(m), why)
-                return
-            chain = _Chain(None, m, None, "producer", form, [])
-            self.groups.append(self._chain_group([chain]))
-            return
-        if _match.is_instance_norm(m) is None:
-            why = self.blocked(m)
-            if why:
-                self.why_not.setdefault(id(m), why)
-                return
-            chain = _Chain(None, m, None, "norm", None, [])
-            self.groups.append(self._chain_group([chain]))
+            else:
+                self.groups.append(self._chain_group([_Chain(None, m, None, kind, form, [])]))
             return
         if not _match.is_users_module(m) or list(m.parameters()) or list(m.children()):
             return
