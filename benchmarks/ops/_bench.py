@@ -91,6 +91,19 @@ def copy_bandwidth(device: torch.device, nbytes: int = 1 << 30) -> float:
     return 2 * src.numel() * 4 / t
 
 
+def first_touch_cost(nbytes: int = 32 << 20) -> dict:
+    """CPU only: seconds to write ``nbytes`` into a new tensor (its pages are mapped and zeroed by
+    the OS on first touch) and into one already written (resident pages). Every op output is a
+    new tensor, so on the CPU the difference is a cost per output that no kernel controls: glibc
+    maps each block over 32 MiB afresh, and a VM can make the faults cost many times the writes."""
+    n = nbytes // 4
+    resident = torch.empty(n)
+    resident.fill_(0)
+    fresh = median_seconds(lambda: torch.empty(n).fill_(1), torch.device("cpu"))
+    rewrite = median_seconds(lambda: resident.fill_(1), torch.device("cpu"))
+    return dict(first_touch_bytes=nbytes, first_touch_write_seconds=fresh, resident_write_seconds=rewrite)
+
+
 def providers_for(device: torch.device) -> list[str]:
     avail = ops.available_backends()
     names = ["reference", "compile"]

@@ -62,6 +62,10 @@ def run_benches(benches, args) -> list[dict]:
     print(f"device copy bandwidth: {bandwidth / 1e9:.1f} GB/s (read + write)")
     env = environment(args.device)
     env["copy_bandwidth_gbps"] = bandwidth / 1e9
+    if dev.type == "cpu":
+        env.update(_bench.first_touch_cost())
+        print(f"writing {env['first_touch_bytes'] >> 20} MiB: {env['first_touch_write_seconds'] * 1e3:.2f} ms into a new "
+              f"tensor, {env['resident_write_seconds'] * 1e3:.2f} ms into a resident one")
     out = getattr(args, "out", None)
     rows = []
     interrupted = False
