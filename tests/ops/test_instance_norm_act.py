@@ -304,6 +304,51 @@ def test_large_planes_keep_the_reference_accuracy(backend, shape, memory_format)
         assert err <= 2 * ref_err, f"{what}: largest error {err:.3e} > 2 x eager's {ref_err:.3e}"
 
 
+#: run in a subprocess (the ISA is chosen once per process): every NCHW plane loop of the C++
+#: kernels (unit / strided, activation or not, residual or not) in three dtypes, on planes of
+#: 2350 elements (a tail after the 32 lanes, and a second block of the two-level sums)
+_ISA_SCRIPT = """
+import sys, torch
+import pygan.ops
+gen = torch.Generator().manual_seed(0)
+out = {}
+for dtype in (torch.float64, torch.float32, torch.bfloat16):
+    full = torch.randn(2, 3, 50, 94, generator=gen).to(dtype)
+    for layout, x in (("unit", full[..., :47].contiguous()), ("strided", full[..., ::2])):
+        w, b = torch.randn(3, generator=gen).to(dtype), torch.randn(3, generator=gen).to(dtype)
+        res, g = torch.randn(2, 3, 50, 47, generator=gen).to(dtype), torch.randn(2, 3, 50, 47, generator=gen).to(dtype)
+        for slope in (1.0, 0.2):
+            key = f"{dtype}-{layout}-{slope}"
+            out[key + "-y"] = torch.ops.pygan.instance_norm_act(x, w, b, None, slope, 1e-5)
+            out[key + "-y+res"] = torch.ops.pygan.instance_norm_act(x, w, b, res, slope, 1e-5)
+            out[key + "-bwd"] = torch.ops.pygan.instance_norm_act_bwd(g, x, w, b, slope, 1e-5)
+torch.save(out, sys.argv[1])
+"""
+
+
+@pytest.mark.skipif(not ops.available_backends()["cpp"].available, reason="needs the C++ backend")
+def test_baseline_and_avx2_plane_loops_give_the_same_bits(tmp_path):
+    """The C++ NCHW plane loops exist twice on x86-64 (baseline ISA and an AVX2 clone, chosen at
+    run time) and promise the same bits: PYGAN_CPU_ISA=baseline runs the copy that an AVX2
+    machine never would, and every output and gradient must equal the default run's exactly.
+    (On a machine without AVX2 both runs take the baseline copy.)"""
+    import os
+    import subprocess
+    import sys
+
+    results = {}
+    for isa in ("auto", "baseline"):
+        path = tmp_path / f"{isa}.pt"
+        env = dict(os.environ, PYGAN_CPU_ISA=isa, PYGAN_QUIET_IMPORT="1")
+        subprocess.run([sys.executable, "-c", _ISA_SCRIPT, str(path)], env=env, check=True, timeout=300)
+        results[isa] = torch.load(path)
+    assert results["auto"].keys() == results["baseline"].keys() and len(results["auto"]) == 36
+    for key, a in results["auto"].items():
+        b = results["baseline"][key]
+        for i, (ta, tb) in enumerate(zip(a, b) if isinstance(a, tuple) else [(a, b)]):
+            assert torch.equal(ta, tb), f"{key}[{i}]: the baseline and AVX2 plane loops differ"
+
+
 @pytest.mark.parametrize("bad, error, match", [
     (dict(x=[1.0, 2.0]), TypeError, "x must be a torch.Tensor, got list"),
     (dict(x=torch.ones(2, 3, 4, dtype=torch.int64)), TypeError, "x must be float16.*int64"),
