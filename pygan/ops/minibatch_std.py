@@ -71,6 +71,9 @@ def group_count(x: torch.Tensor, group_size: int | None, num_channels: int) -> i
     if group_size is not None:
         _checks.integer("group_size", group_size)
     _checks.integer("num_channels", num_channels)
+    if N == 0:
+        raise ValueError(f"minibatch_std: x has no samples (shape {tuple(x.shape)}); the statistic is "
+                         "taken over the minibatch, so N must be >= 1")
     G = N if group_size is None else min(group_size, N)
     if N % G:
         raise ValueError(f"minibatch_std: batch size N={N} is not divisible by the group size "

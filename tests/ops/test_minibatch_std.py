@@ -86,6 +86,8 @@ def test_compile_fullgraph_forward_backward():
 @pytest.mark.parametrize("bad, error, match", [
     (dict(x=torch.randn(6, 4, 4, 4)), ValueError, r"N=6 is not divisible by the group size G=.*4"),
     (dict(num_channels=3), ValueError, r"C=4 is not divisible by num_channels=3"),
+    (dict(x=torch.randn(0, 4, 4, 4)), ValueError, r"x has no samples \(shape \(0, 4, 4, 4\)\)"),
+    (dict(x=torch.randn(0, 4, 4, 4), group_size=None), ValueError, "N must be >= 1"),
     (dict(x=torch.randn(4, 4, 4)), ValueError, r"x must be a 4-d tensor \(N, C, H, W\)"),
     (dict(group_size=0), ValueError, "group_size must be >= 1"),
     (dict(group_size=2.0), TypeError, "group_size must be an int"),
