@@ -12,7 +12,8 @@
 // squares about it) and writes the outputs in the same launch: one pass over memory, the re-reads
 // hit L1/L2. Larger planes (256x256 at C = 64) are split: a stats kernel writes each chunk's
 // (mean, sum of squares about it), and the writing kernel merges a plane's chunks in a fixed order
-// with Chan's formula; the backward adds a kernel for the chunk sums of dz and dz * xh. Row sums
+// with Chan's formula (in two levels: groups of kMergeGroup chunks, then the groups); the backward
+// adds a kernel for the chunk sums of dz and dz * xh, added up in the same two levels. Row sums
 // meet in a fixed-order tree in shared memory. No atomics: the same bits on every run; nothing
 // synchronises with the host.
 #include "cuda_utils.cuh"
@@ -84,20 +85,36 @@ __device__ void moments(const T* __restrict__ p, int64_t ss, int64_t s_lo, int64
   m2 = sum_rows<LANES>(sq, red);
 }
 
-// A plane's (mean, m2) from its K chunks' partials (Chan et al., in chunk order).
+// Chunks per group of the two-level merges below: a 256x256 channels_last plane has 256 chunks,
+// and merged one by one its float32 output error was 2.4x eager's largest (the Triton kernel's,
+// the same merge, under the interpreter); in groups no running mean takes more than
+// max(16, K / 16) merges.
+constexpr int64_t kMergeGroup = 16;
+
+// (mean, m2, count) merged with a part's (mb, qb, nb) (Chan et al.).
+template <typename acc_t>
+__device__ __forceinline__ void chan_merge(acc_t& mean, acc_t& m2, acc_t& count, acc_t mb, acc_t qb, acc_t nb) {
+  const acc_t total = count + nb, delta = mb - mean;
+  mean += delta * (nb / total);
+  m2 += qb + delta * delta * (count * nb / total);
+  count = total;
+}
+
+// A plane's (mean, m2) from its K chunks' partials (in chunk order, in groups of kMergeGroup).
 template <typename acc_t>
 __device__ void merged(const acc_t* __restrict__ pmean, const acc_t* __restrict__ pm2, int64_t plane, const Units& u,
                        acc_t& mean, acc_t& m2) {
   mean = 0;
   m2 = 0;
   acc_t count = 0;
-  for (int64_t k = 0; k < u.K; ++k) {
-    const int64_t lo = k * u.chunk, hi = lo + u.chunk < u.S ? lo + u.chunk : u.S;
-    const acc_t nb = acc_t(hi - lo), mb = pmean[plane * u.K + k], qb = pm2[plane * u.K + k];
-    const acc_t total = count + nb, delta = mb - mean;
-    mean += delta * (nb / total);
-    m2 += qb + delta * delta * (count * nb / total);
-    count = total;
+  for (int64_t k0 = 0; k0 < u.K; k0 += kMergeGroup) {
+    const int64_t k1 = k0 + kMergeGroup < u.K ? k0 + kMergeGroup : u.K;
+    acc_t g_mean = 0, g_m2 = 0, g_count = 0;
+    for (int64_t k = k0; k < k1; ++k) {
+      const int64_t lo = k * u.chunk, hi = lo + u.chunk < u.S ? lo + u.chunk : u.S;
+      chan_merge(g_mean, g_m2, g_count, pmean[plane * u.K + k], pm2[plane * u.K + k], acc_t(hi - lo));
+    }
+    chan_merge(mean, m2, count, g_mean, g_m2, g_count);
   }
 }
 
@@ -180,9 +197,15 @@ __global__ void bwd_kernel(const T* __restrict__ g, NCS gv, const T* __restrict_
     acc_t s1 = 0, s2 = 0;
     if (PHASE == kApply) {
       if (q.valid) {
-        for (int64_t k = 0; k < u.K; ++k) {
-          s1 += t1[plane * u.K + k];
-          s2 += t2[plane * u.K + k];
+        for (int64_t k0 = 0; k0 < u.K; k0 += kMergeGroup) {   // two levels, as the statistics
+          const int64_t k1 = k0 + kMergeGroup < u.K ? k0 + kMergeGroup : u.K;
+          acc_t g1 = 0, g2 = 0;
+          for (int64_t k = k0; k < k1; ++k) {
+            g1 += t1[plane * u.K + k];
+            g2 += t2[plane * u.K + k];
+          }
+          s1 += g1;
+          s2 += g2;
         }
       }
     } else {

@@ -6,6 +6,7 @@ determinism. Skipped, with the reason, where no CUDA device is visible."""
 import pytest
 import torch
 from op_harness import assert_parity, check_parity, namespace
+from test_instance_norm_act import check_large_plane_accuracy
 
 import pygan.ops as ops
 
@@ -47,6 +48,18 @@ def test_parity_on_gpu(backend, dtype, shape):
     need(backend)
     fn, ref = fn_ref(backend)
     check_parity(fn, ref, inputs64(shape), dtype, device="cuda")
+
+
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+@pytest.mark.parametrize("shape, memory_format", [
+    pytest.param((1, 3, 512, 520), torch.contiguous_format, id="NCHW-512x520"),
+    pytest.param((2, 4, 256, 256), torch.channels_last, id="channels_last-256x256"),
+])
+def test_large_planes_keep_the_reference_accuracy(backend, shape, memory_format):
+    """Float32 errors within 2x eager's (on the CPU) on planes of 32 and 256 chunks: the chunk
+    statistics and sums merge in two levels (one by one, Triton's channels_last y was 2.4x)."""
+    need(backend)
+    check_large_plane_accuracy(backend, shape, memory_format, device="cuda")
 
 
 @pytest.mark.parametrize("backend", GPU_BACKENDS)

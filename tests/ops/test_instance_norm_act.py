@@ -68,14 +68,17 @@ def test_parity(backend, dtype, shape, case):
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("shape", [(2, 3, 7, 9), (1, 5, 40)], ids=str)
-def test_parity_split_planes(backend, dtype, shape, monkeypatch):
+@pytest.mark.parametrize("shape, plane_chunk, cl_chunk", [
+    ((2, 3, 7, 9), 16, 8), ((1, 5, 40), 16, 8),
+    ((1, 3, 9, 8), 2, 2),    # 36 chunks: two full groups of the two-level merge and a partial one
+], ids=str)
+def test_parity_split_planes(backend, dtype, shape, plane_chunk, cl_chunk, monkeypatch):
     """Planes cut into several chunks (the Triton path of 256x256 planes, shrunk): chunk
     statistics merged across chunks give the same answers."""
     if backend == "triton":
         from pygan.triton_kernels import instance_norm_act as tk
-        monkeypatch.setattr(tk, "PLANE_CHUNK", 16)
-        monkeypatch.setattr(tk, "CL_CHUNK", 8)
+        monkeypatch.setattr(tk, "PLANE_CHUNK", plane_chunk)
+        monkeypatch.setattr(tk, "CL_CHUNK", cl_chunk)
     ins = make_inputs(shape, True, True)
     check_parity(bind(ops.instance_norm_act, "lrelu", True, True, backend=backend),
                  bind(ops.instance_norm_act_reference, "lrelu", True, True), ins, dtype,
@@ -269,18 +272,11 @@ def test_r1_penalty_gradients_match_reference(backend):
         torch.testing.assert_close(g, ge, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("backend", [b for b in BACKEND_PARAMS if b.id == "cpp"])
-@pytest.mark.parametrize("shape, memory_format", [
-    pytest.param((1, 3, 512, 520), torch.contiguous_format, id="NCHW-512x520"),
-    pytest.param((2, 4, 256, 256), torch.channels_last, id="channels_last-256x256"),
-])
-def test_large_planes_keep_the_reference_accuracy(backend, shape, memory_format):
-    """Big planes sum many terms per statistic: in float32 the output and every gradient stay
-    within 2x eager's largest error against float64 (the parity rule's factor, over the whole
-    tensor; its accumulation floor is too loose to see this at these sizes). One-level partial
-    sums broke it at 5.3x (NCHW y) and 3.4x (channels_last dx); two-level sums measure at most
-    1.4x. The C++ kernels only: the Triton interpreter takes minutes at these sizes (the GPU
-    kernels merge chunk statistics instead; test_parity_split_planes covers their merging)."""
+def check_large_plane_accuracy(backend, shape, memory_format, device="cpu"):
+    """Big planes sum many terms per statistic: in float32 the output and every gradient must
+    stay within 2x eager's largest error against float64 (the parity rule's factor, over the
+    whole tensor; its accumulation floor is too loose to see this at these sizes). Eager runs on
+    the CPU, the op on ``device``."""
     gen = torch.Generator().manual_seed(5)
     N, C = shape[:2]
     x64 = torch.randn(shape, generator=gen, dtype=torch.float64) * 3 + 1.5
@@ -289,19 +285,34 @@ def test_large_planes_keep_the_reference_accuracy(backend, shape, memory_format)
     g64 = torch.randn(shape, generator=gen, dtype=torch.float64)
     x64, g64 = (t.float().double() for t in (x64, g64))   # inputs exact in float32
 
-    def run(fn, dtype):
-        x = x64.to(dtype).contiguous(memory_format=memory_format).requires_grad_()
-        w, b = (t.to(dtype).requires_grad_() for t in (w64, b64))
+    def run(fn, dtype, dev="cpu"):
+        x = x64.to(dev, dtype).contiguous(memory_format=memory_format).requires_grad_()
+        w, b = (t.to(dev, dtype).requires_grad_() for t in (w64, b64))
         y = fn(x, w, b)
-        return [y.detach().double(), *(t.double() for t in torch.autograd.grad(y, (x, w, b), g64.to(dtype)))]
+        grads = torch.autograd.grad(y, (x, w, b), g64.to(dev, dtype))
+        return [t.detach().cpu().double() for t in (y, *grads)]
 
     eager = lambda x, w, b: F.leaky_relu(F.instance_norm(x, weight=w, bias=b, eps=1e-5), 0.2)  # noqa: E731
     exact = run(eager, torch.float64)
     ref32 = run(eager, torch.float32)
-    ours = run(lambda x, w, b: ops.instance_norm_act(x, w, b, activation="lrelu", backend=backend), torch.float32)
+    ours = run(lambda x, w, b: ops.instance_norm_act(x, w, b, activation="lrelu", backend=backend),
+               torch.float32, device)
     for what, a, r, e in zip(("y", "dx", "dweight", "dbias"), ours, ref32, exact):
         err, ref_err = (a - e).abs().max().item(), (r - e).abs().max().item()
         assert err <= 2 * ref_err, f"{what}: largest error {err:.3e} > 2 x eager's {ref_err:.3e}"
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKEND_PARAMS if b.id == "cpp"])
+@pytest.mark.parametrize("shape, memory_format", [
+    pytest.param((1, 3, 512, 520), torch.contiguous_format, id="NCHW-512x520"),
+    pytest.param((2, 4, 256, 256), torch.channels_last, id="channels_last-256x256"),
+])
+def test_large_planes_keep_the_reference_accuracy(backend, shape, memory_format):
+    """check_large_plane_accuracy for the C++ kernels. One-level partial sums broke it at 5.3x
+    (NCHW y) and 3.4x (channels_last dx); two-level sums measure at most 1.4x. The Triton
+    interpreter takes minutes at these sizes: the GPU kernels have this test in
+    test_gpu_instance_norm_act.py, and test_parity_split_planes covers their merging here."""
+    check_large_plane_accuracy(backend, shape, memory_format)
 
 
 #: run in a subprocess (the ISA is chosen once per process): every NCHW plane loop of the C++
