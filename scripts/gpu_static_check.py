@@ -181,7 +181,11 @@ class Recorder:
         try:
             yield
         except Exception as exc:  # noqa: BLE001 - a compile failure is a result, reported below
-            self.errors.append(dict(**context, error=f"{type(exc).__name__}: {exc}"[:2000]))
+            root = exc
+            while root.__cause__ is not None:   # Triton's CompilationError points at the call site
+                root = root.__cause__
+            cause = "" if root is exc else f"\n(root cause: {type(root).__name__}: {root})"[:1000]
+            self.errors.append(dict(**context, error=f"{type(exc).__name__}: {exc}"[:2000] + cause))
         finally:
             self.context = previous
 
