@@ -388,9 +388,10 @@ void bwd_planes_run(const PlaneJob<scalar_t>& job, int64_t grain) {
 }
 
 // Chan et al.'s merge of W running statistics (count, mean, m2) with another set (cb, mb, qb).
-template <typename acc_t>
+template <int FixedW, typename acc_t>
 inline void chan_merge(int64_t& count, acc_t* __restrict mean, acc_t* __restrict m2, int64_t cb,
-                       const acc_t* __restrict mb, const acc_t* __restrict qb, int W) {
+                       const acc_t* __restrict mb, const acc_t* __restrict qb, int W_) {
+  const int W = FixedW > 0 ? FixedW : W_;
   const int64_t total = count + cb;
   const acc_t fb = acc_t(cb) / acc_t(total), fab = acc_t(count) * acc_t(cb) / acc_t(total);
   for (int j = 0; j < W; ++j) {
@@ -434,9 +435,9 @@ inline void cl_stats(const scalar_t* __restrict p, int64_t ss, int64_t sc, int64
           bq[j] += dv * dv;
         }
       }
-      chan_merge(gcount, gm, gq, len, bm, bq, W);
+      chan_merge<FixedW>(gcount, gm, gq, len, bm, bq, W);
     }
-    chan_merge(count, mean, m2, gcount, gm, gq, W);
+    chan_merge<FixedW>(count, mean, m2, gcount, gm, gq, W);
   }
   for (int j = 0; j < W; ++j) r[j] = acc_t(1) / std::sqrt(m2[j] / acc_t(S) + eps);
 }
@@ -507,6 +508,24 @@ inline void cl_bwd_sums_row(const scalar_t* __restrict px, const scalar_t* __res
   }
 }
 
+// Pixels [s0, s1) of cl_bwd_sums_row into fresh partials, then added to t1 and t2 (the first
+// level of the two-level sums).
+template <int FixedW, typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
+inline void cl_bwd_sums_block(const scalar_t* __restrict xp, int64_t xss, const scalar_t* __restrict gp, int64_t gss,
+                              int64_t s0, int64_t s1, int W_, const acc_t* __restrict mean, const acc_t* __restrict r,
+                              const acc_t* __restrict w, const acc_t* __restrict b, acc_t one, acc_t slope,
+                              acc_t* __restrict t1, acc_t* __restrict t2) {
+  const int W = FixedW > 0 ? FixedW : W_;
+  acc_t p1[kCB] = {}, p2[kCB] = {};
+  for (int64_t i = s0; i < s1; ++i) {
+    cl_bwd_sums_row<FixedW>(xp + i * xss, gp + i * gss, W, mean, r, w, b, one, slope, p1, p2);
+  }
+  for (int j = 0; j < W; ++j) {
+    t1[j] += p1[j];
+    t2[j] += p2[j];
+  }
+}
+
 template <int FixedW, typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
 inline void cl_bwd_dx_row(const scalar_t* __restrict px, const scalar_t* __restrict pg, scalar_t* __restrict pd,
                           int W_, const acc_t* __restrict mean, const acc_t* __restrict r, const acc_t* __restrict w,
@@ -543,15 +562,12 @@ void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, scalar_t* d, N
     return base[n * v.sn + (c0 + j) * v.sc + i * v.ss];
   };
   // two-level sums, as the plane kernels': each block of kPixelBlock pixels into fresh partials
-  acc_t bt1[kCB], bt2[kCB];
   for (int64_t s0 = 0; s0 < S; s0 += kPixelBlock) {
     const int64_t s1_ = std::min(S, s0 + kPixelBlock);
-    for (int j = 0; j < W; ++j) bt1[j] = bt2[j] = 0;
     if (unit) {
-      for (int64_t i = s0; i < s1_; ++i) {
-        cl_bwd_sums_row<FixedW>(xp + i * xv.ss, gp + i * gv.ss, W, mean, r, w, b, one, slope, bt1, bt2);
-      }
+      cl_bwd_sums_block<FixedW>(xp, xv.ss, gp, gv.ss, s0, s1_, W, mean, r, w, b, one, slope, t1, t2);
     } else {
+      acc_t bt1[kCB] = {}, bt2[kCB] = {};
       for (int64_t i = s0; i < s1_; ++i) {
         for (int j = 0; j < W; ++j) {
           const acc_t xh = (static_cast<acc_t>(at_(x, xv, j, i)) - mean[j]) * r[j];
@@ -560,10 +576,10 @@ void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, scalar_t* d, N
           bt2[j] += dz * xh;
         }
       }
-    }
-    for (int j = 0; j < W; ++j) {
-      t1[j] += bt1[j];
-      t2[j] += bt2[j];
+      for (int j = 0; j < W; ++j) {
+        t1[j] += bt1[j];
+        t2[j] += bt2[j];
+      }
     }
   }
   for (int j = 0; j < W; ++j) {
