@@ -389,7 +389,7 @@ void bwd_planes_run(const PlaneJob<scalar_t>& job, int64_t grain) {
 
 // Chan et al.'s merge of W running statistics (count, mean, m2) with another set (cb, mb, qb).
 template <int FixedW, typename acc_t>
-inline void chan_merge(int64_t& count, acc_t* __restrict mean, acc_t* __restrict m2, int64_t cb,
+PYGAN_INLINE void chan_merge(int64_t& count, acc_t* __restrict mean, acc_t* __restrict m2, int64_t cb,
                        const acc_t* __restrict mb, const acc_t* __restrict qb, int W_) {
   const int W = FixedW > 0 ? FixedW : W_;
   const int64_t total = count + cb;
@@ -409,7 +409,7 @@ inline void chan_merge(int64_t& count, acc_t* __restrict mean, acc_t* __restrict
 // running mean takes more than max(kFold, S / (kFold * kPixelBlock)) merges (one level took
 // S / 64: y and dx errors at 256x256 were 2.9x and 3.4x eager's largest float32 error).
 template <bool Unit, int FixedW, typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
-inline void cl_stats(const scalar_t* __restrict p, int64_t ss, int64_t sc, int64_t S, int W_, acc_t eps,
+PYGAN_INLINE void cl_stats(const scalar_t* __restrict p, int64_t ss, int64_t sc, int64_t S, int W_, acc_t eps,
                      acc_t* __restrict mean, acc_t* __restrict r) {
   const int W = FixedW > 0 ? FixedW : W_;
   acc_t m2[kCB], gm[kCB], gq[kCB], bm[kCB], bq[kCB];
@@ -446,7 +446,7 @@ inline void cl_stats(const scalar_t* __restrict p, int64_t ss, int64_t sc, int64
 // Restrict pointers and parameters of their own: the per-channel arrays cannot alias the output,
 // so the row vectorises.
 template <int FixedW, bool HasRes, typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
-inline void cl_fwd_row(const scalar_t* __restrict px, scalar_t* __restrict py, const scalar_t* __restrict pr,
+PYGAN_INLINE void cl_fwd_row(const scalar_t* __restrict px, scalar_t* __restrict py, const scalar_t* __restrict pr,
                        int W_, const acc_t* __restrict mean, const acc_t* __restrict a, const acc_t* __restrict b,
                        acc_t one, acc_t slope) {
   const int W = FixedW > 0 ? FixedW : W_;
@@ -458,7 +458,7 @@ inline void cl_fwd_row(const scalar_t* __restrict px, scalar_t* __restrict py, c
 }
 
 template <bool Unit, int FixedW, typename scalar_t>
-void fwd_cl(const scalar_t* x, NCS xv, scalar_t* y, NCS yv, const scalar_t* res, NCS rv, int64_t n, int64_t c0,
+PYGAN_INLINE void fwd_cl(const scalar_t* x, NCS xv, scalar_t* y, NCS yv, const scalar_t* res, NCS rv, int64_t n, int64_t c0,
             int W_, const scalar_t* weight, const scalar_t* bias, at::opmath_type<scalar_t> one, at::opmath_type<scalar_t> slope,
             at::opmath_type<scalar_t> eps) {
   using acc_t = at::opmath_type<scalar_t>;
@@ -495,7 +495,7 @@ void fwd_cl(const scalar_t* x, NCS xv, scalar_t* y, NCS yv, const scalar_t* res,
 
 // Backward rows of channels_last: sums of dz and dz * xh (t1, t2), then dx.
 template <int FixedW, typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
-inline void cl_bwd_sums_row(const scalar_t* __restrict px, const scalar_t* __restrict pg, int W_,
+PYGAN_INLINE void cl_bwd_sums_row(const scalar_t* __restrict px, const scalar_t* __restrict pg, int W_,
                             const acc_t* __restrict mean, const acc_t* __restrict r, const acc_t* __restrict w,
                             const acc_t* __restrict b, acc_t one, acc_t slope, acc_t* __restrict t1,
                             acc_t* __restrict t2) {
@@ -511,7 +511,7 @@ inline void cl_bwd_sums_row(const scalar_t* __restrict px, const scalar_t* __res
 // Pixels [s0, s1) of cl_bwd_sums_row into fresh partials, then added to t1 and t2 (the first
 // level of the two-level sums).
 template <int FixedW, typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
-inline void cl_bwd_sums_block(const scalar_t* __restrict xp, int64_t xss, const scalar_t* __restrict gp, int64_t gss,
+PYGAN_INLINE void cl_bwd_sums_block(const scalar_t* __restrict xp, int64_t xss, const scalar_t* __restrict gp, int64_t gss,
                               int64_t s0, int64_t s1, int W_, const acc_t* __restrict mean, const acc_t* __restrict r,
                               const acc_t* __restrict w, const acc_t* __restrict b, acc_t one, acc_t slope,
                               acc_t* __restrict t1, acc_t* __restrict t2) {
@@ -527,7 +527,7 @@ inline void cl_bwd_sums_block(const scalar_t* __restrict xp, int64_t xss, const 
 }
 
 template <int FixedW, typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
-inline void cl_bwd_dx_row(const scalar_t* __restrict px, const scalar_t* __restrict pg, scalar_t* __restrict pd,
+PYGAN_INLINE void cl_bwd_dx_row(const scalar_t* __restrict px, const scalar_t* __restrict pg, scalar_t* __restrict pd,
                           int W_, const acc_t* __restrict mean, const acc_t* __restrict r, const acc_t* __restrict w,
                           const acc_t* __restrict b, const acc_t* __restrict a, const acc_t* __restrict k1,
                           const acc_t* __restrict k2, acc_t one, acc_t slope) {
@@ -540,7 +540,7 @@ inline void cl_bwd_dx_row(const scalar_t* __restrict px, const scalar_t* __restr
 }
 
 template <bool Unit, int FixedW, typename scalar_t>
-void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, scalar_t* d, NCS dv, int64_t n, int64_t c0,
+PYGAN_INLINE void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, scalar_t* d, NCS dv, int64_t n, int64_t c0,
             int W_, const scalar_t* weight, const scalar_t* bias, at::opmath_type<scalar_t> one, at::opmath_type<scalar_t> slope,
             at::opmath_type<scalar_t> eps, at::opmath_type<scalar_t>* s1, at::opmath_type<scalar_t>* s2) {
   using acc_t = at::opmath_type<scalar_t>;
@@ -604,6 +604,55 @@ void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, scalar_t* d, N
   }
 }
 
+// The channels_last units [begin, end) (sample n, channels c0 .. c0 + kCB - 1) of the forward
+// and the backward. As the plane loops, each exists as a baseline and an AVX2 copy (chosen by
+// use_avx2) with the same bits: the vector lanes run across channels, every channel's sums stay
+// in pixel order, and neither copy uses FMA.
+template <typename scalar_t, typename acc_t>
+PYGAN_INLINE void fwd_cl_units(int64_t begin, int64_t end, bool unit, const scalar_t* xp, NCS xv, scalar_t* yp,
+                               NCS yv, const scalar_t* rp, NCS rv, const scalar_t* wp, const scalar_t* bp, acc_t one,
+                               acc_t slope, acc_t eps) {
+  const int64_t C = xv.c, cblocks = ceil_div(C, kCB);
+  for (int64_t t = begin; t < end; ++t) {
+    const int64_t n = t / cblocks, c0 = (t % cblocks) * kCB;
+    const int W = static_cast<int>(std::min<int64_t>(kCB, C - c0));
+    if (W == kCB && unit) {
+      fwd_cl<true, kCB>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, one, slope, eps);
+    } else {
+      fwd_cl<false, 0>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, one, slope, eps);
+    }
+  }
+}
+
+template <typename scalar_t, typename acc_t>
+PYGAN_INLINE void bwd_cl_units(int64_t begin, int64_t end, bool unit, const scalar_t* gp, NCS gv, const scalar_t* xp,
+                               NCS xv, scalar_t* dp, NCS dv, const scalar_t* wp, const scalar_t* bp, acc_t one,
+                               acc_t slope, acc_t eps, acc_t* s1, acc_t* s2) {
+  const int64_t C = xv.c, cblocks = ceil_div(C, kCB);
+  for (int64_t t = begin; t < end; ++t) {
+    const int64_t n = t / cblocks, c0 = (t % cblocks) * kCB;
+    const int W = static_cast<int>(std::min<int64_t>(kCB, C - c0));
+    acc_t* o1 = s1 + n * C + c0;
+    acc_t* o2 = s2 + n * C + c0;
+    if (W == kCB && unit) {
+      bwd_cl<true, kCB>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, one, slope, eps, o1, o2);
+    } else {
+      bwd_cl<false, 0>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, one, slope, eps, o1, o2);
+    }
+  }
+}
+
+template <typename... Args>
+void fwd_cl_units_base(Args... args) { fwd_cl_units(args...); }
+template <typename... Args>
+void bwd_cl_units_base(Args... args) { bwd_cl_units(args...); }
+#if PYGAN_AVX2_CLONES
+template <typename... Args>
+__attribute__((target("avx2"))) void fwd_cl_units_avx2(Args... args) { fwd_cl_units(args...); }
+template <typename... Args>
+__attribute__((target("avx2"))) void bwd_cl_units_avx2(Args... args) { bwd_cl_units(args...); }
+#endif
+
 template <typename T>
 const T* ptr_or_null(const std::optional<at::Tensor>& t) {
   return t.has_value() ? t->const_data_ptr<T>() : nullptr;
@@ -659,15 +708,13 @@ at::Tensor instance_norm_act_cpu(const at::Tensor& x_, const std::optional<at::T
       const int64_t cblocks = ceil_div(C, kCB);
       const bool unit = xv.sc == 1;
       at::parallel_for(0, N * cblocks, grain_for(S * kCB), [=](int64_t begin, int64_t end) {
-        for (int64_t t = begin; t < end; ++t) {
-          const int64_t n = t / cblocks, c0 = (t % cblocks) * kCB;
-          const int W = static_cast<int>(std::min<int64_t>(kCB, C - c0));
-          if (W == kCB && unit) {
-            fwd_cl<true, kCB>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, one, slope, eps);
-          } else {
-            fwd_cl<false, 0>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, one, slope, eps);
-          }
+#if PYGAN_AVX2_CLONES
+        if (use_avx2()) {
+          fwd_cl_units_avx2(begin, end, unit, xp, xv, yp, yv, rp, rv, wp, bp, one, slope, eps);
+          return;
         }
+#endif
+        fwd_cl_units_base(begin, end, unit, xp, xv, yp, yv, rp, rv, wp, bp, one, slope, eps);
       });
     }
   });
@@ -720,17 +767,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm_act_bwd_cpu(
       const int64_t cblocks = ceil_div(C, kCB);
       const bool unit = xv.sc == 1;
       at::parallel_for(0, N * cblocks, grain_for(2 * S * kCB), [=](int64_t begin, int64_t end) {
-        for (int64_t t = begin; t < end; ++t) {
-          const int64_t n = t / cblocks, c0 = (t % cblocks) * kCB;
-          const int W = static_cast<int>(std::min<int64_t>(kCB, C - c0));
-          acc_t* o1 = s1 + n * C + c0;
-          acc_t* o2 = s2 + n * C + c0;
-          if (W == kCB && unit) {
-            bwd_cl<true, kCB>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, one, slope, eps, o1, o2);
-          } else {
-            bwd_cl<false, 0>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, one, slope, eps, o1, o2);
-          }
+#if PYGAN_AVX2_CLONES
+        if (use_avx2()) {
+          bwd_cl_units_avx2(begin, end, unit, gp, gv, xp, xv, dp, dv, wp, bp, one, slope, eps, s1, s2);
+          return;
         }
+#endif
+        bwd_cl_units_base(begin, end, unit, gp, gv, xp, xv, dp, dv, wp, bp, one, slope, eps, s1, s2);
       });
     }
     scalar_t* dwp = dw.mutable_data_ptr<scalar_t>();

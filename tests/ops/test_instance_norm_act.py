@@ -315,19 +315,25 @@ def test_large_planes_keep_the_reference_accuracy(backend, shape, memory_format)
     check_large_plane_accuracy(backend, shape, memory_format)
 
 
-#: run in a subprocess (the ISA is chosen once per process): every NCHW plane loop of the C++
-#: kernels (unit / strided, activation or not, residual or not) in three dtypes, on planes of
-#: 2350 elements (a tail after the 32 lanes, and a second block of the two-level sums)
+#: run in a subprocess (the ISA is chosen once per process): every plane loop of the C++ kernels
+#: (NCHW unit / strided, and channels_last with a full 16-channel block and a tail), with and
+#: without an activation and a residual, in three dtypes; NCHW planes of 2350 elements (a tail after
+#: the 32 lanes, a second block of the two-level sums), channels_last planes of 4200 pixels (two
+#: groups of the two-level merge)
 _ISA_SCRIPT = """
 import sys, torch
 import pygan.ops
 gen = torch.Generator().manual_seed(0)
 out = {}
 for dtype in (torch.float64, torch.float32, torch.bfloat16):
-    full = torch.randn(2, 3, 50, 94, generator=gen).to(dtype)
-    for layout, x in (("unit", full[..., :47].contiguous()), ("strided", full[..., ::2])):
-        w, b = torch.randn(3, generator=gen).to(dtype), torch.randn(3, generator=gen).to(dtype)
-        res, g = torch.randn(2, 3, 50, 47, generator=gen).to(dtype), torch.randn(2, 3, 50, 47, generator=gen).to(dtype)
+    full = torch.randn(2, 3, 50, 94, generator=gen)
+    cl = torch.randn(1, 20, 70, 60, generator=gen).contiguous(memory_format=torch.channels_last)
+    for layout, x in (("unit", full[..., :47].contiguous()), ("strided", full[..., ::2]), ("channels_last", cl)):
+        x = x.to(dtype)
+        C = x.shape[1]
+        w, b = torch.randn(C, generator=gen).to(dtype), torch.randn(C, generator=gen).to(dtype)
+        res, g = (torch.randn(x.shape, generator=gen).to(dtype).contiguous(memory_format=torch.channels_last
+                  if layout == "channels_last" else torch.contiguous_format) for _ in range(2))
         for slope in (1.0, 0.2):
             key = f"{dtype}-{layout}-{slope}"
             out[key + "-y"] = torch.ops.pygan.instance_norm_act(x, w, b, None, slope, 1e-5)
@@ -339,8 +345,8 @@ torch.save(out, sys.argv[1])
 
 @pytest.mark.skipif(not ops.available_backends()["cpp"].available, reason="needs the C++ backend")
 def test_baseline_and_avx2_plane_loops_give_the_same_bits(tmp_path):
-    """The C++ NCHW plane loops exist twice on x86-64 (baseline ISA and an AVX2 clone, chosen at
-    run time) and promise the same bits: PYGAN_CPU_ISA=baseline runs the copy that an AVX2
+    """The C++ plane and channels_last loops exist twice on x86-64 (baseline ISA and an AVX2
+    clone, chosen at run time) and promise the same bits: PYGAN_CPU_ISA=baseline runs the copy that an AVX2
     machine never would, and every output and gradient must equal the default run's exactly.
     (On a machine without AVX2 both runs take the baseline copy.)"""
     import os
@@ -353,11 +359,11 @@ def test_baseline_and_avx2_plane_loops_give_the_same_bits(tmp_path):
         env = dict(os.environ, PYGAN_CPU_ISA=isa, PYGAN_QUIET_IMPORT="1")
         subprocess.run([sys.executable, "-c", _ISA_SCRIPT, str(path)], env=env, check=True, timeout=300)
         results[isa] = torch.load(path)
-    assert results["auto"].keys() == results["baseline"].keys() and len(results["auto"]) == 36
+    assert results["auto"].keys() == results["baseline"].keys() and len(results["auto"]) == 54
     for key, a in results["auto"].items():
         b = results["baseline"][key]
         for i, (ta, tb) in enumerate(zip(a, b) if isinstance(a, tuple) else [(a, b)]):
-            assert torch.equal(ta, tb), f"{key}[{i}]: the baseline and AVX2 plane loops differ"
+            assert torch.equal(ta, tb), f"{key}[{i}]: the baseline and AVX2 loops differ"
 
 
 @pytest.mark.parametrize("bad, error, match", [
