@@ -186,8 +186,22 @@ def write_results(name: str, rows: list[dict], env: dict) -> Path:
     return path
 
 
+def print_spread(rows: list[dict]) -> None:
+    """Each case's speed-up over the reference: min / median / max over the rows' repeats."""
+    import statistics
+    by_case: dict[tuple, list[float]] = {}
+    for r in rows:
+        if r["provider"] != "reference" and r.get("speedup_vs_reference"):
+            key = (r["op"], str(r["shape"]), r["dtype"], "y" if r["channels_last"] else "n", r["mode"], r["provider"])
+            by_case.setdefault(key, []).append(r["speedup_vs_reference"])
+    print(f"{'op':<22}{'shape':<20}{'dtype':<9}{'CL':<3}{'mode':<11}{'provider':<10}  speed-up min / median / max (runs)")
+    for (op, shape, dtype, cl, mode, p), xs in by_case.items():
+        print(f"{op:<22}{shape:<20}{dtype:<9}{cl:<3}{mode:<11}{p:<10}  "
+              f"{min(xs):.2f} / {statistics.median(xs):.2f} / {max(xs):.2f} ({len(xs)})")
+
+
 def print_table(rows: list[dict]) -> None:
-    key = lambda r: (r["op"], str(r["shape"]), r["dtype"], r["channels_last"], r["mode"])  # noqa: E731
+    key = lambda r: (r["op"], str(r["shape"]), r["dtype"], r["channels_last"], r["mode"], r.get("repeat", 0))  # noqa: E731
     groups: dict[tuple, dict[str, dict]] = {}
     for r in rows:
         groups.setdefault(key(r), {})[r["provider"]] = r
@@ -195,7 +209,7 @@ def print_table(rows: list[dict]) -> None:
     head = f"{'op':<22}{'shape':<20}{'dtype':<9}{'CL':<3}{'mode':<11}" + "".join(f"{p + ' ms':>13}" for p in providers)
     head += "".join(f"{p + ' x':>11}" for p in providers if p != "reference")
     print(head)
-    for (op, shape, dtype, cl, mode), by in groups.items():
+    for (op, shape, dtype, cl, mode, _), by in groups.items():
         line = f"{op:<22}{shape:<20}{dtype:<9}{'y' if cl else 'n':<3}{mode:<11}"
         line += "".join(f"{by[p]['seconds'] * 1e3:>13.3f}" if p in by else f"{'-':>13}" for p in providers)
         line += "".join(f"{by[p]['speedup_vs_reference']:>11.2f}" if p in by and by[p]['speedup_vs_reference'] else f"{'-':>11}"

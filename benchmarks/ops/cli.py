@@ -32,6 +32,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", action="append", choices=list(_bench.MODES))
     p.add_argument("--provider", action="append",
                    choices=["reference", "compile", "cpp", "cuda", "triton"])
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="time every case N times, one whole pass after another (rows carry their "
+                   "'repeat' index; the table ends with each ratio's spread): single CPU runs on a "
+                   "shared VM vary by +-20%%")
     p.add_argument("--save", action="store_true", help="write a JSON file under benchmarks/results/")
     p.add_argument("--out", type=Path, help="rewrite this JSON file after every case (shape x dtype), so "
                    "an interrupted run (SIGINT, a time box) keeps what it measured")
@@ -55,6 +59,9 @@ def write_rows(path: Path, rows: list[dict], env: dict, complete: bool) -> None:
 
 
 def run_benches(benches, args) -> list[dict]:
+    repeats = getattr(args, "repeat", 1)
+    if repeats < 1:
+        raise SystemExit(f"--repeat must be >= 1, got {repeats}")
     dev = torch.device(args.device)
     shapes = args.shape or DEFAULT_SHAPES[dev.type]
     dtypes = [getattr(torch, d) for d in (args.dtype or (["float32"] if dev.type == "cpu" else ["float32", "bfloat16"]))]
@@ -70,16 +77,18 @@ def run_benches(benches, args) -> list[dict]:
     rows = []
     interrupted = False
     try:
-        for bench in benches:
-            modes = [m for m in (args.mode or bench.modes) if m in bench.modes]
-            for shape in shapes:          # one case at a time, saved as soon as it is measured
-                for dtype in dtypes:
-                    rows += _bench.run(bench, [shape], [dtype], device=dev, modes=modes,
-                                       providers=args.provider,
-                                       channels_last=(False, True) if args.channels_last else (False,),
-                                       bandwidth=bandwidth)
-                    if out:
-                        write_rows(out, rows, env, complete=False)
+        for r in range(repeats):
+            for bench in benches:
+                modes = [m for m in (args.mode or bench.modes) if m in bench.modes]
+                for shape in shapes:          # one case at a time, saved as soon as it is measured
+                    for dtype in dtypes:
+                        new = _bench.run(bench, [shape], [dtype], device=dev, modes=modes,
+                                         providers=args.provider,
+                                         channels_last=(False, True) if args.channels_last else (False,),
+                                         bandwidth=bandwidth)
+                        rows += [dict(row, repeat=r) for row in new] if repeats > 1 else new
+                        if out:
+                            write_rows(out, rows, env, complete=False)
     except KeyboardInterrupt:
         interrupted = True
         print(f"interrupted: keeping the {len(rows)} rows measured", file=sys.stderr)
@@ -87,6 +96,8 @@ def run_benches(benches, args) -> list[dict]:
         write_rows(out, rows, env, complete=not interrupted)
         print("wrote", out)
     _bench.print_table(rows)
+    if repeats > 1:
+        _bench.print_spread(rows)
     if args.save:
         print("wrote", _bench.write_results("ops", rows, env))
     if interrupted:
