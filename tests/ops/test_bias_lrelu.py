@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 from op_harness import (BACKEND_PARAMS, DTYPES, MEMORY_FORMATS, OPCHECK_DTYPES, assert_op_in_compiled_graph,
-                        check_parity, namespace, namespace_name)
+                        check_parity, gradcheck_fast_mode, namespace, namespace_name)
 
 import pygan.ops as ops
 
@@ -47,9 +47,7 @@ def test_gradcheck_and_gradgradcheck(op, backend, settings, memory_format):
     x = (x + 0.2 * x.sign()).contiguous(memory_format=memory_format).requires_grad_()
     b = (0.1 * torch.randn(5, dtype=torch.float64)).requires_grad_()
     f = lambda t, bb: fn(t, bb, backend=backend, **settings)  # noqa: E731
-    # the interpreted Triton kernels take ~50 ms a launch: there, the fast mode (a random
-    # projection of the Jacobian instead of all of it, so a few calls instead of hundreds)
-    fast = backend == "triton"
+    fast = gradcheck_fast_mode(backend)
     assert torch.autograd.gradcheck(f, (x, b), fast_mode=fast)
     assert torch.autograd.gradgradcheck(f, (x, b), fast_mode=fast)
     assert torch.autograd.gradgradcheck(lambda t: fn(t, backend=backend, **settings), (x,), fast_mode=fast)

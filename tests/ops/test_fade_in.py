@@ -3,7 +3,7 @@
 import pytest
 import torch
 from op_harness import (BACKEND_PARAMS, DTYPES, MEMORY_FORMATS, OPCHECK_DTYPES, assert_op_in_compiled_graph,
-                        check_parity, namespace, namespace_name)
+                        check_parity, gradcheck_fast_mode, namespace, namespace_name)
 
 import pygan.ops as ops
 
@@ -35,9 +35,7 @@ def test_gradcheck_and_gradgradcheck(backend, memory_format, upsample):
     low = low.contiguous(memory_format=memory_format).requires_grad_()
     high.requires_grad_()
     alpha = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
-    # the interpreted Triton kernels take ~50 ms a launch: there, the fast mode (a random
-    # projection of the Jacobian instead of all of it, so a few calls instead of hundreds)
-    fast = backend == "triton"
+    fast = gradcheck_fast_mode(backend)
     fn = lambda lo, h, a: ops.fade_in(lo, h, a, backend=backend)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (low, high, alpha), fast_mode=fast)
     assert torch.autograd.gradgradcheck(fn, (low, high, alpha), fast_mode=fast)

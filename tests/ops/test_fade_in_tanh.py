@@ -40,7 +40,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from op_harness import (BACKEND_PARAMS, DTYPES, MEMORY_FORMATS, OPCHECK_DTYPES, assert_op_in_compiled_graph,
-                        assert_parity, layout_variants, namespace, namespace_name, parity_bound, ulp)
+                        assert_parity, gradcheck_fast_mode, layout_variants, namespace, namespace_name, parity_bound,
+                        ulp)
 
 import pygan.nn as pnn
 import pygan.ops as ops
@@ -260,7 +261,7 @@ def test_gradcheck_and_gradgradcheck(backend, memory_format, up):
     low = low.contiguous(memory_format=memory_format).requires_grad_()
     alpha = torch.tensor(0.3, dtype=F64, requires_grad=True)
     fn = tanh_op(backend)
-    fast = backend == "triton"   # full mode: ~30 s a test under the Triton interpreter
+    fast = gradcheck_fast_mode(backend)
     assert torch.autograd.gradcheck(fn, (low, high, alpha), fast_mode=fast)
     assert torch.autograd.gradgradcheck(fn, (low, high, alpha), fast_mode=fast)
     assert torch.autograd.gradgradcheck(tanh_op(backend, 0.7), (low, high), fast_mode=fast)
@@ -276,7 +277,7 @@ def test_gradcheck_and_gradgradcheck_of_the_backward_op(backend, up):
     y = torch.tanh(torch.randn(2, 3, 4, 6, dtype=F64)).requires_grad_()
     alpha = torch.tensor(0.3, dtype=F64, requires_grad=True)
     fn = lambda gg, a, yy: ns.fade_in_bwd(gg, a, up, yy)  # noqa: E731
-    fast = backend == "triton"   # full mode: ~20 s a test under the Triton interpreter
+    fast = gradcheck_fast_mode(backend)
     assert torch.autograd.gradcheck(fn, (g, alpha, y), fast_mode=fast)
     assert torch.autograd.gradgradcheck(fn, (g, alpha, y), fast_mode=fast)
 

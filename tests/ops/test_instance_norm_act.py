@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from op_harness import BACKEND_PARAMS, DTYPES, check_parity, namespace
+from op_harness import BACKEND_PARAMS, DTYPES, check_parity, gradcheck_fast_mode, namespace
 
 import pygan.ops as ops
 
@@ -114,9 +114,7 @@ def test_gradcheck_and_gradgradcheck(backend, case, memory_format):
     ins[0] = ins[0].contiguous(memory_format=memory_format)
     ins = [t.requires_grad_() for t in ins]
     f = bind(ops.instance_norm_act, activation, affine, residual, backend=backend, eps=1e-3)
-    # the interpreted Triton kernels take ~50 ms a launch: there, the fast mode (a random
-    # projection of the Jacobian instead of all of it, so a few calls instead of hundreds)
-    fast = backend == "triton"
+    fast = gradcheck_fast_mode(backend)
     assert torch.autograd.gradcheck(f, ins, fast_mode=fast)
     assert torch.autograd.gradgradcheck(f, ins, fast_mode=fast)
 
@@ -128,7 +126,7 @@ def test_gradgradcheck_weight_without_bias(backend):
     for args in ((x, w, None), (x, None, b)):
         leaves = [t.requires_grad_() if t is not None else None for t in args]
         f = lambda *t: ops.instance_norm_act(*t, activation="lrelu", backend=backend)  # noqa: E731
-        assert torch.autograd.gradgradcheck(f, tuple(leaves), fast_mode=backend == "triton")
+        assert torch.autograd.gradgradcheck(f, tuple(leaves), fast_mode=gradcheck_fast_mode(backend))
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 from op_harness import (BACKEND_PARAMS, DTYPES, MEMORY_FORMATS, OPCHECK_DTYPES, assert_op_in_compiled_graph,
-                        check_parity, namespace, namespace_name)
+                        check_parity, gradcheck_fast_mode, namespace, namespace_name)
 
 import pygan.ops as ops
 
@@ -41,9 +41,7 @@ def test_gradcheck_and_gradgradcheck(backend, memory_format, group_size, num_cha
     x = torch.randn(4, 6, 3, 2, dtype=torch.float64).contiguous(memory_format=memory_format)
     x.requires_grad_()
     fn = lambda t: ops.minibatch_std(t, group_size, num_channels, 1e-4, backend=backend)  # noqa: E731
-    # the interpreted Triton kernels take ~50 ms a launch: there, the fast mode (a random
-    # projection of the Jacobian instead of all of it, so a few calls instead of hundreds)
-    fast = backend == "triton"
+    fast = gradcheck_fast_mode(backend)
     assert torch.autograd.gradcheck(fn, (x,), fast_mode=fast)
     assert torch.autograd.gradgradcheck(fn, (x,), fast_mode=fast)
 

@@ -16,7 +16,7 @@ continuous random numbers, so no group has zero variance (eps = 0 is differentia
 import pytest
 import torch
 from op_harness import (BACKEND_PARAMS, DTYPES, MEMORY_FORMATS, OPCHECK_DTYPES, assert_op_in_compiled_graph,
-                        check_parity, namespace, namespace_name)
+                        check_parity, gradcheck_fast_mode, namespace, namespace_name)
 
 import pygan.nn as pnn
 import pygan.ops as ops
@@ -133,7 +133,7 @@ def test_gradcheck_and_gradgradcheck(backend, memory_format, eps, group_size, nu
     # small (32 elements): the Triton interpreter runs gradgradcheck's many launches slowly
     x = torch.randn(4, 2, 2, 2, dtype=F64).contiguous(memory_format=memory_format).requires_grad_()
     fn = unbiased_op(backend, group_size, num_channels, eps)
-    fast = backend == "triton"   # a random projection of the Jacobian: a few interpreted launches
+    fast = gradcheck_fast_mode(backend)
     assert torch.autograd.gradcheck(fn, (x,), fast_mode=fast)
     assert torch.autograd.gradgradcheck(fn, (x,), fast_mode=fast)
 
