@@ -18,9 +18,9 @@ ROW_KEYS = {"bench", "resolution", "batch", "provider", "dtype", "channels_last"
             "images_per_second", "peak_memory_bytes", "speedup_vs_reference"}
 
 
-def check_rows(rows, bench, resolutions, batch):
-    assert sorted((r["resolution"], r["provider"]) for r in rows) == sorted(
-        (res, p) for res in resolutions for p in PROVIDERS)
+def check_rows(rows, bench, resolutions, batch, repeat=1):
+    assert sorted((r["resolution"], r["provider"], r.get("repeat")) for r in rows) == sorted(
+        (res, p, k if repeat > 1 else None) for res in resolutions for p in PROVIDERS for k in range(repeat))
     for r in rows:
         assert ROW_KEYS <= r.keys(), ROW_KEYS - r.keys()
         assert r["bench"] == bench and r["batch"] == batch and r["dtype"] == "float32"
@@ -30,13 +30,16 @@ def check_rows(rows, bench, resolutions, batch):
 
 def test_progan_step():
     args = argparse.Namespace(device="cpu", max_resolution=8, fmap_base=64, fmap_max=512, batch=4,
-                              dtype="float32", channels_last=False, provider=PROVIDERS)
+                              dtype="float32", channels_last=False, provider=PROVIDERS, repeat=1)
     check_rows(bench_progan_step.run(args), "progan_step", [4, 8], 4)
 
 
 def test_cyclegan_step():
     args = argparse.Namespace(device="cpu", resolution=[32], base_channels=8, num_blocks=1, batch=None,
-                              dtype="float32", channels_last=False, provider=PROVIDERS)
+                              dtype="float32", channels_last=False, provider=PROVIDERS, repeat=2)
     rows = bench_cyclegan_step.run(args)
-    check_rows(rows, "cyclegan_step", [32], 1)
+    check_rows(rows, "cyclegan_step", [32], 1, repeat=2)
+    for r in rows:   # each pass's ratio against that pass's own reference
+        ref = next(x for x in rows if x["provider"] == "reference" and x["repeat"] == r["repeat"])
+        assert r["speedup_vs_reference"] == ref["seconds"] / r["seconds"]
     assert all(r["base_channels"] == 8 and r["num_blocks"] == 1 for r in rows)

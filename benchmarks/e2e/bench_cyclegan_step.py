@@ -39,7 +39,7 @@ from __future__ import annotations
 import torch
 
 import pygan.ops as ops
-from benchmarks.e2e._step import (DTYPES, add_ratios, default_providers, parser, run_and_save,
+from benchmarks.e2e._step import (DTYPES, add_ratios, add_repeat, default_providers, parser, run_and_save,
                                 time_providers)
 from pygan.models import cyclegan
 
@@ -106,7 +106,7 @@ def run(args, progress=lambda rows: None) -> list[dict]:
             return make_step(nets, compiled if p == "compile" else nets, batch, res, device, dtype,
                              args.channels_last, "reference" if p == "compile" else p)
         rows += time_providers(providers, step_for, device, f"{res:>4}^2 batch {batch:>2} blocks {blocks}",
-                               batch, bench="cyclegan_step", resolution=res, dtype=args.dtype,
+                               batch, repeat=args.repeat, bench="cyclegan_step", resolution=res, dtype=args.dtype,
                                channels_last=args.channels_last, base_channels=base, num_blocks=blocks)
         progress(rows)
     return add_ratios(rows)
@@ -114,6 +114,7 @@ def run(args, progress=lambda rows: None) -> list[dict]:
 
 def main(argv=None) -> None:
     p = parser(__doc__)
+    add_repeat(p)
     p.add_argument("--resolution", type=int, action="append",
                    help="repeatable, a multiple of 4 and >= 24; default 128 and 256 on cuda, 32 and 64 on cpu")
     p.add_argument("--base-channels", type=int, help="generator and discriminator filters (ngf = ndf); "

@@ -19,7 +19,7 @@ import math
 import torch
 
 import pygan.ops as ops
-from benchmarks.e2e._step import (DTYPES, add_ratios, default_providers, parser, run_and_save,
+from benchmarks.e2e._step import (DTYPES, add_ratios, add_repeat, default_providers, parser, run_and_save,
                                 time_providers)
 from pygan import losses
 from pygan.models import progan
@@ -70,7 +70,7 @@ def run(args, progress=lambda rows: None) -> list[dict]:
             return make_step(G, D, g, d, batch, steps, device, dtype, args.channels_last,
                              "reference" if p == "compile" else p)
         rows += time_providers(providers, step_for, device, f"{res:>4}^2 batch {batch:>3}", batch,
-                               bench="progan_step", resolution=res, dtype=args.dtype,
+                               repeat=args.repeat, bench="progan_step", resolution=res, dtype=args.dtype,
                                channels_last=args.channels_last, fmap_base=args.fmap_base,
                                fmap_max=args.fmap_max)
         progress(rows)
@@ -79,6 +79,7 @@ def run(args, progress=lambda rows: None) -> list[dict]:
 
 def main() -> None:
     p = parser(__doc__)
+    add_repeat(p)
     p.add_argument("--max-resolution", type=int, default=256)
     p.add_argument("--fmap-base", type=int, default=8192, help="8192 = paper widths (512 channels up to 32^2)")
     p.add_argument("--fmap-max", type=int, default=512)
