@@ -39,6 +39,31 @@ constexpr int kCB = 16;
 // reference's largest float32 error to 1.1x and 0.8x (the one-level lanes summed 8320 terms each).
 constexpr int64_t kFold = 64;
 
+// The next plane a thread will read (x, and the residual or the gradient), prefetched into L2 a
+// few cache lines per step of this plane's last pass, which reads cache-resident data: the next
+// plane's passes then find their inputs in L2 instead of waiting on memory page by page (the
+// hardware prefetchers stop at every 4 KiB page). Contiguous planes of at most kPrefetchBytes
+// only (two of them per tensor stay well inside a 2 MiB L2). Measured at (4, 128, 128, 128) fp32,
+// forward + backward against eager in one run: IN + ReLU 2.14x -> 2.36x, x + IN 1.64x -> 1.84x
+// (with the page faults of fresh outputs; 2.44x -> 3.18x and 1.89x -> 2.33x where the outputs'
+// pages were resident).
+struct NextPlane {
+  const char* a = nullptr;
+  const char* b = nullptr;
+  int64_t bytes = 0;   // of each; 0: nothing to prefetch
+};
+constexpr int64_t kPrefetchBytes = int64_t{256} << 10;
+constexpr int64_t kStepElems = 64;
+
+// Prefetch the lines of next.a and next.b that lie in [begin, end) bytes.
+inline __attribute__((always_inline)) void prefetch_step(const NextPlane& next, int64_t begin, int64_t end) {
+  end = std::min(end, next.bytes);
+  for (int64_t o = begin; o < end; o += 64) {
+    __builtin_prefetch(next.a + o, 0, 2);
+    if (next.b) __builtin_prefetch(next.b + o, 0, 2);
+  }
+}
+
 // act(z) = z * (z > 0 ? one : slope) with one == 1 read at run time (opaque_one): with a literal 1
 // the compiler rewrites the select into `z > 0 ? z : z * slope`, whose conditional multiply it may
 // not speculate (-ftrapping-math), so the loop keeps a branch on the sign of random data and does
@@ -216,15 +241,19 @@ PYGAN_INLINE void plane_stats(const scalar_t* __restrict p, int64_t st, int64_t 
 template <bool Unit, bool HasAct, bool HasRes, int Bytes, typename scalar_t, typename acc_t>
 PYGAN_INLINE void fwd_plane(const scalar_t* __restrict x, int64_t xs, scalar_t* __restrict y, int64_t ys,
                             const scalar_t* __restrict res, int64_t rs, int64_t S, acc_t w, acc_t b, acc_t one,
-                            acc_t slope, acc_t eps) {
+                            acc_t slope, acc_t eps, NextPlane next = {}) {
   acc_t mean, r;
   plane_stats<Unit, Bytes>(x, xs, S, eps, mean, r);
   const acc_t a = w * r;
-  for (int64_t i = 0; i < S; ++i) {
-    acc_t v = (static_cast<acc_t>(x[Unit ? i : i * xs]) - mean) * a + b;
-    if (HasAct) v = act<acc_t>(v, one, slope);
-    if (HasRes) v += static_cast<acc_t>(res[Unit ? i : i * rs]);
-    y[Unit ? i : i * ys] = v;
+  for (int64_t i0 = 0; i0 < S; i0 += kStepElems) {
+    const int64_t i1 = std::min(S, i0 + kStepElems);
+    if (Unit && next.bytes) prefetch_step(next, i0 * int64_t(sizeof(scalar_t)), i1 * int64_t(sizeof(scalar_t)));
+    for (int64_t i = i0; i < i1; ++i) {
+      acc_t v = (static_cast<acc_t>(x[Unit ? i : i * xs]) - mean) * a + b;
+      if (HasAct) v = act<acc_t>(v, one, slope);
+      if (HasRes) v += static_cast<acc_t>(res[Unit ? i : i * rs]);
+      y[Unit ? i : i * ys] = v;
+    }
   }
 }
 
@@ -236,7 +265,7 @@ PYGAN_INLINE void fwd_plane(const scalar_t* __restrict x, int64_t xs, scalar_t* 
 template <bool Unit, bool HasAct, int Bytes, typename scalar_t, typename acc_t>
 PYGAN_INLINE void bwd_plane(const scalar_t* __restrict g, int64_t gs, const scalar_t* __restrict x, int64_t xs,
                             scalar_t* __restrict d, int64_t ds, int64_t S, acc_t w, acc_t b, acc_t one,
-                            acc_t slope, acc_t eps, acc_t& s1, acc_t& s2) {
+                            acc_t slope, acc_t eps, acc_t& s1, acc_t& s2, NextPlane next = {}) {
   using V = typename Vec<acc_t, Bytes>::type;
   constexpr int L = kLanes<acc_t>, W = Bytes / sizeof(acc_t), NV = L / W;
   acc_t mean, r, t1 = 0, t2 = 0;
@@ -281,11 +310,15 @@ PYGAN_INLINE void bwd_plane(const scalar_t* __restrict g, int64_t gs, const scal
   s1 = t1;
   s2 = t2 * r;
   const acc_t k1 = a * t1 / acc_t(S), k2 = a * r * s2 / acc_t(S);
-  for (int64_t i = 0; i < S; ++i) {
-    const acc_t u = static_cast<acc_t>(x[Unit ? i : i * xs]) - mean;
-    acc_t dz = static_cast<acc_t>(g[Unit ? i : i * gs]);
-    if (HasAct) dz *= act_slope<acc_t>(u * a + b, one, slope);
-    d[Unit ? i : i * ds] = a * dz - k1 - u * k2;
+  for (int64_t i0 = 0; i0 < S; i0 += kStepElems) {
+    const int64_t i1 = std::min(S, i0 + kStepElems);
+    if (Unit && next.bytes) prefetch_step(next, i0 * int64_t(sizeof(scalar_t)), i1 * int64_t(sizeof(scalar_t)));
+    for (int64_t i = i0; i < i1; ++i) {
+      const acc_t u = static_cast<acc_t>(x[Unit ? i : i * xs]) - mean;
+      acc_t dz = static_cast<acc_t>(g[Unit ? i : i * gs]);
+      if (HasAct) dz *= act_slope<acc_t>(u * a + b, one, slope);
+      d[Unit ? i : i * ds] = a * dz - k1 - u * k2;
+    }
   }
 }
 
@@ -314,9 +347,16 @@ PYGAN_INLINE void fwd_planes(const PlaneJob<scalar_t>& job, int64_t begin, int64
     const int64_t n = p / C, c = p % C;
     const acc_t w = k.weight ? static_cast<acc_t>(k.weight[c]) : acc_t(1);
     const acc_t b = k.bias ? static_cast<acc_t>(k.bias[c]) : acc_t(0);
+    NextPlane next;
+    if (Unit && p + 1 < end && k.xv.s * int64_t(sizeof(scalar_t)) <= kPrefetchBytes) {
+      const int64_t n1 = (p + 1) / C, c1 = (p + 1) % C;
+      next.a = reinterpret_cast<const char*>(k.x + n1 * k.xv.sn + c1 * k.xv.sc);
+      next.b = HasRes ? reinterpret_cast<const char*>(k.g + n1 * k.gv.sn + c1 * k.gv.sc) : nullptr;
+      next.bytes = k.xv.s * int64_t(sizeof(scalar_t));
+    }
     fwd_plane<Unit, HasAct, HasRes, Bytes>(k.x + n * k.xv.sn + c * k.xv.sc, k.xv.ss, k.out + n * k.ov.sn + c * k.ov.sc,
                                     k.ov.ss, HasRes ? k.g + n * k.gv.sn + c * k.gv.sc : nullptr, k.gv.ss,
-                                    k.xv.s, w, b, k.one, k.slope, k.eps);
+                                    k.xv.s, w, b, k.one, k.slope, k.eps, next);
   }
 }
 
@@ -329,9 +369,16 @@ PYGAN_INLINE void bwd_planes(const PlaneJob<scalar_t>& job, int64_t begin, int64
     const int64_t n = p / C, c = p % C;
     const acc_t w = k.weight ? static_cast<acc_t>(k.weight[c]) : acc_t(1);
     const acc_t b = k.bias ? static_cast<acc_t>(k.bias[c]) : acc_t(0);
+    NextPlane next;
+    if (Unit && p + 1 < end && k.xv.s * int64_t(sizeof(scalar_t)) <= kPrefetchBytes) {
+      const int64_t n1 = (p + 1) / C, c1 = (p + 1) % C;
+      next.a = reinterpret_cast<const char*>(k.x + n1 * k.xv.sn + c1 * k.xv.sc);
+      next.b = reinterpret_cast<const char*>(k.g + n1 * k.gv.sn + c1 * k.gv.sc);
+      next.bytes = k.xv.s * int64_t(sizeof(scalar_t));
+    }
     bwd_plane<Unit, HasAct, Bytes>(k.g + n * k.gv.sn + c * k.gv.sc, k.gv.ss, k.x + n * k.xv.sn + c * k.xv.sc, k.xv.ss,
                             k.out + n * k.ov.sn + c * k.ov.sc, k.ov.ss, k.xv.s, w, b, k.one, k.slope, k.eps,
-                            k.s1[p], k.s2[p]);
+                            k.s1[p], k.s2[p], next);
   }
 }
 
