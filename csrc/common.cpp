@@ -1,5 +1,17 @@
 #include "common.h"
 
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
+#endif
+
 namespace pygan {
 
 bool as_ncs(const at::Tensor& t, NCS& v) {
@@ -54,6 +66,48 @@ at::Tensor empty_in_layout_of(at::IntArrayRef sizes, const at::Tensor& like) {
                   !like.is_contiguous();
   return at::empty(sizes, like.options().memory_format(cl ? at::MemoryFormat::ChannelsLast
                                                            : at::MemoryFormat::Contiguous));
+}
+
+namespace {
+
+bool populate_enabled() {
+  static const bool yes = [] {
+    const char* v = std::getenv("PYGAN_POPULATE");
+    const std::string choice = v ? v : "";
+    TORCH_CHECK(choice.empty() || choice == "0" || choice == "1",
+                "PYGAN_POPULATE must be '0' or '1', got '", choice, "'");
+    return choice != "0";
+  }();
+  return yes;
+}
+
+}  // namespace
+
+bool output_pages_are_fresh(const at::Tensor& t) {
+#if defined(__linux__)
+  if (!t.is_cpu() || t.nbytes() < static_cast<size_t>(kPopulateMinBytes) || !populate_enabled()) return false;
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (reinterpret_cast<uintptr_t>(t.const_data_ptr()) + page - 1) / page * page;
+  unsigned char resident = 1;
+  if (mincore(reinterpret_cast<void*>(first), page, &resident) != 0) return false;
+  return (resident & 1) == 0;
+#else
+  (void)t;
+  return false;
+#endif
+}
+
+void populate_pages(const void* p, int64_t bytes) {
+#if defined(__linux__)
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t first = begin / page * page;
+  const uintptr_t last = (begin + static_cast<uintptr_t>(bytes) + page - 1) / page * page;
+  madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_WRITE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
 }
 
 }  // namespace pygan

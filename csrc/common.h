@@ -38,4 +38,24 @@ inline acc_t lrelu_gain(acc_t z, acc_t pos, acc_t neg) {
   return z * (z > acc_t(0) ? pos : neg);
 }
 
+// Fresh output pages. Every op output is a new tensor, and glibc maps each block over 32 MiB
+// afresh (smaller ones too where its heap had shrunk), so a kernel's first write to each 4 KiB
+// page traps into the OS, which zeroes and maps that page. On the 2-core VM of the README's CPU
+// figures that cost 8 ms per 32 MiB, more than the kernels' own work. A kernel that writes its
+// output in pieces can instead map each piece with one madvise(MADV_POPULATE_WRITE) just before
+// writing it: the same zeroing, a system call per piece instead of a trap per page, and the
+// zeroed lines are still in cache when the kernel overwrites them (populating the whole output
+// up front was measured slower: its zeros leave the cache before the kernel writes).
+//
+// output_pages_are_fresh(t): t is a CPU tensor of at least kPopulateMinBytes whose first page is
+// not mapped yet (mincore), on Linux, and PYGAN_POPULATE is not 0 (read once; for A/B runs).
+// populate_pages(p, bytes): maps the pages overlapping [p, p + bytes); where the kernel lacks
+// MADV_POPULATE_WRITE (before Linux 5.14) the call fails and the pages fault in as before.
+constexpr int64_t kPopulateMinBytes = int64_t{1} << 20;
+// Bytes mapped per call: large enough that the system call costs little against 64 page faults,
+// small enough that the zeroed lines stay in L2 until the kernel overwrites them.
+constexpr int64_t kPopulateChunkBytes = int64_t{256} << 10;
+bool output_pages_are_fresh(const at::Tensor& t);
+void populate_pages(const void* p, int64_t bytes);
+
 }  // namespace pygan

@@ -335,7 +335,24 @@ struct PlaneJob {
   acc_t one, slope, eps;
   acc_t* s1;           // backward: per-plane sums, N * C each
   acc_t* s2;
+  bool populate;       // out's pages are fresh: map them a chunk of planes at a time (common.h)
 };
+
+// Before plane p of [p, end): when p reaches `until`, map the output pages of the planes from p
+// up to kPopulateChunkBytes of them (one call over a dense run, else one per plane).
+template <typename scalar_t>
+PYGAN_INLINE void populate_ahead(const PlaneJob<scalar_t>& k, int64_t p, int64_t end, int64_t& until) {
+  if (!k.populate || p < until) return;
+  const int64_t S = k.xv.s, C = k.xv.c, plane_bytes = S * int64_t(sizeof(scalar_t));
+  until = std::min(end, p + std::max<int64_t>(1, kPopulateChunkBytes / plane_bytes));
+  const bool dense = k.ov.ss == 1 && k.ov.sc == S && k.ov.sn == C * S;
+  if (dense) {
+    populate_pages(k.out + p * S, (until - p) * plane_bytes);
+    return;
+  }
+  for (int64_t q = p; q < until; ++q)
+    populate_pages(k.out + q / C * k.ov.sn + q % C * k.ov.sc, plane_bytes);
+}
 
 // Planes [begin, end) of the forward (HasRes: job.g is the residual).
 template <bool Unit, bool HasAct, bool HasRes, int Bytes, typename scalar_t>
@@ -343,10 +360,12 @@ PYGAN_INLINE void fwd_planes(const PlaneJob<scalar_t>& job, int64_t begin, int64
   using acc_t = at::opmath_type<scalar_t>;
   const PlaneJob<scalar_t> k = job;
   const int64_t C = k.xv.c;
+  int64_t populated = begin;
   for (int64_t p = begin; p < end; ++p) {
     const int64_t n = p / C, c = p % C;
     const acc_t w = k.weight ? static_cast<acc_t>(k.weight[c]) : acc_t(1);
     const acc_t b = k.bias ? static_cast<acc_t>(k.bias[c]) : acc_t(0);
+    if constexpr (Unit) populate_ahead(k, p, end, populated);
     NextPlane next;
     if (Unit && p + 1 < end && k.xv.s * int64_t(sizeof(scalar_t)) <= kPrefetchBytes) {
       const int64_t n1 = (p + 1) / C, c1 = (p + 1) % C;
@@ -365,10 +384,12 @@ PYGAN_INLINE void bwd_planes(const PlaneJob<scalar_t>& job, int64_t begin, int64
   using acc_t = at::opmath_type<scalar_t>;
   const PlaneJob<scalar_t> k = job;
   const int64_t C = k.xv.c;
+  int64_t populated = begin;
   for (int64_t p = begin; p < end; ++p) {
     const int64_t n = p / C, c = p % C;
     const acc_t w = k.weight ? static_cast<acc_t>(k.weight[c]) : acc_t(1);
     const acc_t b = k.bias ? static_cast<acc_t>(k.bias[c]) : acc_t(0);
+    if constexpr (Unit) populate_ahead(k, p, end, populated);
     NextPlane next;
     if (Unit && p + 1 < end && k.xv.s * int64_t(sizeof(scalar_t)) <= kPrefetchBytes) {
       const int64_t n1 = (p + 1) / C, c1 = (p + 1) % C;
@@ -735,7 +756,8 @@ at::Tensor instance_norm_act_cpu(const at::Tensor& x_, const std::optional<at::T
     if (!xv.channels_inner()) {
       const bool unit = xv.ss == 1 && yv.ss == 1 && (rp == nullptr || rv.ss == 1);
       const bool has_act = slope != acc_t(1);   // slope 1: act is the identity, exactly
-      const PlaneJob<scalar_t> job{xp, rp, yp, wp, bp, xv, rv, yv, one, slope, eps, nullptr, nullptr};
+      const PlaneJob<scalar_t> job{xp, rp, yp, wp, bp, xv, rv, yv, one, slope, eps, nullptr, nullptr,
+                                   unit && output_pages_are_fresh(y.work)};
       const int64_t grain = grain_for(S);
       // (unit, activation, residual): the eight plane loops
       if (unit) {
@@ -803,7 +825,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm_act_bwd_cpu(
     if (!xv.channels_inner()) {
       const bool unit = xv.ss == 1 && gv.ss == 1 && dv.ss == 1;
       const bool has_act = slope != acc_t(1);
-      const PlaneJob<scalar_t> job{xp, gp, dp, wp, bp, xv, gv, dv, one, slope, eps, s1, s2};
+      const PlaneJob<scalar_t> job{xp, gp, dp, wp, bp, xv, gv, dv, one, slope, eps, s1, s2,
+                                   unit && output_pages_are_fresh(dx.work)};
       const int64_t grain = grain_for(2 * S);
       if (unit) {
         has_act ? bwd_planes_run<true, true>(job, grain) : bwd_planes_run<true, false>(job, grain);

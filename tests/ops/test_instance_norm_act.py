@@ -372,6 +372,42 @@ def test_baseline_and_avx2_plane_loops_give_the_same_bits(tmp_path):
             assert torch.equal(ta, tb), f"{key}[{i}]: the baseline and AVX2 loops differ"
 
 
+_POPULATE_SCRIPT = """
+import sys, torch
+import pygan.ops
+gen = torch.Generator().manual_seed(0)
+# 40 MiB outputs: over glibc's largest mmap threshold (32 MiB), so their pages are always fresh
+x, g, res = (torch.randn(1, 40, 512, 512, generator=gen) for _ in range(3))
+out = dict(y=torch.ops.pygan.instance_norm_act(x, None, None, res, 1.0, 1e-5),
+           bwd=torch.ops.pygan.instance_norm_act_bwd(g, x, None, None, 0.2, 1e-5))
+torch.save(out, sys.argv[1])
+"""
+
+
+@pytest.mark.skipif(not ops.available_backends()["cpp"].available, reason="needs the C++ backend")
+def test_populating_fresh_output_pages_changes_no_bits(tmp_path):
+    """Large NCHW outputs on fresh pages are mapped a chunk of planes at a time before the plane
+    loops write them (common.h: populate_pages); PYGAN_POPULATE=0 turns that off, and any value
+    other than 0 or 1 is an error naming the variable. Both runs must give the same bits."""
+    import os
+    import subprocess
+    import sys
+
+    results = {}
+    for flag in ("1", "0"):
+        path = tmp_path / f"{flag}.pt"
+        env = dict(os.environ, PYGAN_POPULATE=flag, PYGAN_QUIET_IMPORT="1")
+        subprocess.run([sys.executable, "-c", _POPULATE_SCRIPT, str(path)], env=env, check=True, timeout=300)
+        results[flag] = torch.load(path)
+    assert torch.equal(results["1"]["y"], results["0"]["y"])
+    for a, b in zip(results["1"]["bwd"], results["0"]["bwd"]):
+        assert torch.equal(a, b)
+    env = dict(os.environ, PYGAN_POPULATE="yes", PYGAN_QUIET_IMPORT="1")
+    bad = subprocess.run([sys.executable, "-c", _POPULATE_SCRIPT, str(tmp_path / "bad.pt")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "PYGAN_POPULATE must be '0' or '1', got 'yes'" in bad.stderr
+
+
 @pytest.mark.parametrize("bad, error, match", [
     (dict(x=[1.0, 2.0]), TypeError, "x must be a torch.Tensor, got list"),
     (dict(x=torch.ones(2, 3, 4, dtype=torch.int64)), TypeError, "x must be float16.*int64"),
