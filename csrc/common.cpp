@@ -87,10 +87,14 @@ bool output_pages_are_fresh(const at::Tensor& t) {
 #if defined(__linux__)
   if (!t.is_cpu() || t.nbytes() < static_cast<size_t>(kPopulateMinBytes) || !populate_enabled()) return false;
   static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  const uintptr_t first = (reinterpret_cast<uintptr_t>(t.const_data_ptr()) + page - 1) / page * page;
-  unsigned char resident = 1;
-  if (mincore(reinterpret_cast<void*>(first), page, &resident) != 0) return false;
-  return (resident & 1) == 0;
+  const auto begin = reinterpret_cast<uintptr_t>(t.const_data_ptr());
+  const uintptr_t first = (begin + page - 1) / page * page;
+  const uintptr_t last = (begin + t.nbytes()) / page * page - page;
+  unsigned char head = 1, tail = 1;
+  if (mincore(reinterpret_cast<void*>(first), page, &head) != 0 ||
+      mincore(reinterpret_cast<void*>(last), page, &tail) != 0)
+    return false;
+  return (head & 1) == 0 || (tail & 1) == 0;
 #else
   (void)t;
   return false;
