@@ -510,6 +510,14 @@ PYGAN_INLINE void cl_stats(const scalar_t* __restrict p, int64_t ss, int64_t sc,
   for (int j = 0; j < W; ++j) r[j] = acc_t(1) / std::sqrt(m2[j] / acc_t(S) + eps);
 }
 
+// Fresh channels_last outputs (common.h): the unit of a sample's first channel block maps the
+// pages of whole pixel rows, all channels, kPopulateChunkBytes at a time just before it writes its
+// channels of them; the sample's other units then write resident pages. Returns the rows per chunk.
+template <typename scalar_t>
+PYGAN_INLINE int64_t cl_populate_rows(const NCS& ov) {
+  return std::max<int64_t>(1, kPopulateChunkBytes / (ov.ss * int64_t(sizeof(scalar_t))));
+}
+
 // One channels_last pixel row of the forward: py[j] = act((px[j] - mean[j]) * a[j] + b[j]) (+ pr[j]).
 // Restrict pointers and parameters of their own: the per-channel arrays cannot alias the output,
 // so the row vectorises.
@@ -528,7 +536,7 @@ PYGAN_INLINE void cl_fwd_row(const scalar_t* __restrict px, scalar_t* __restrict
 template <bool Unit, int FixedW, typename scalar_t>
 PYGAN_INLINE void fwd_cl(const scalar_t* x, NCS xv, scalar_t* y, NCS yv, const scalar_t* res, NCS rv, int64_t n, int64_t c0,
             int W_, const scalar_t* weight, const scalar_t* bias, at::opmath_type<scalar_t> one, at::opmath_type<scalar_t> slope,
-            at::opmath_type<scalar_t> eps) {
+            at::opmath_type<scalar_t> eps, bool populate) {
   using acc_t = at::opmath_type<scalar_t>;
   const int W = FixedW > 0 ? FixedW : W_;
   const int64_t S = xv.s;
@@ -541,13 +549,22 @@ PYGAN_INLINE void fwd_cl(const scalar_t* x, NCS xv, scalar_t* y, NCS yv, const s
   }
   scalar_t* yp = y + n * yv.sn + c0 * yv.sc;
   const scalar_t* rp = res ? res + n * rv.sn + c0 * rv.sc : nullptr;
-  if (Unit && yv.sc == 1 && res == nullptr) {
-    for (int64_t i = 0; i < S; ++i) {
-      cl_fwd_row<FixedW, false>(xp + i * xv.ss, yp + i * yv.ss, static_cast<const scalar_t*>(nullptr), W, mean, a, b, one, slope);
-    }
-  } else if (Unit && yv.sc == 1 && rv.sc == 1) {
-    for (int64_t i = 0; i < S; ++i) {
-      cl_fwd_row<FixedW, true>(xp + i * xv.ss, yp + i * yv.ss, rp + i * rv.ss, W, mean, a, b, one, slope);
+  if (Unit && yv.sc == 1 && (res == nullptr || rv.sc == 1)) {
+    // populate: the pixel rows' pages (all channels) a chunk at a time, see cl_populate_rows
+    const int64_t chunk = populate ? cl_populate_rows<scalar_t>(yv) : S;
+    for (int64_t i0 = 0; i0 < S; i0 += chunk) {
+      const int64_t i1 = std::min(S, i0 + chunk);
+      if (populate) populate_pages(y + n * yv.sn + i0 * yv.ss, (i1 - i0) * yv.ss * int64_t(sizeof(scalar_t)));
+      if (res == nullptr) {
+        for (int64_t i = i0; i < i1; ++i) {
+          cl_fwd_row<FixedW, false>(xp + i * xv.ss, yp + i * yv.ss, static_cast<const scalar_t*>(nullptr), W, mean, a,
+                                    b, one, slope);
+        }
+      } else {
+        for (int64_t i = i0; i < i1; ++i) {
+          cl_fwd_row<FixedW, true>(xp + i * xv.ss, yp + i * yv.ss, rp + i * rv.ss, W, mean, a, b, one, slope);
+        }
+      }
     }
   } else {
     for (int64_t i = 0; i < S; ++i) {
@@ -610,7 +627,7 @@ PYGAN_INLINE void cl_bwd_dx_row(const scalar_t* __restrict px, const scalar_t* _
 template <bool Unit, int FixedW, typename scalar_t>
 PYGAN_INLINE void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, scalar_t* d, NCS dv, int64_t n, int64_t c0,
             int W_, const scalar_t* weight, const scalar_t* bias, at::opmath_type<scalar_t> one, at::opmath_type<scalar_t> slope,
-            at::opmath_type<scalar_t> eps, at::opmath_type<scalar_t>* s1, at::opmath_type<scalar_t>* s2) {
+            at::opmath_type<scalar_t> eps, at::opmath_type<scalar_t>* s1, at::opmath_type<scalar_t>* s2, bool populate) {
   using acc_t = at::opmath_type<scalar_t>;
   const int W = FixedW > 0 ? FixedW : W_;
   const int64_t S = xv.s;
@@ -658,8 +675,13 @@ PYGAN_INLINE void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, s
     s2[j] = t2[j];
   }
   if (unit) {
-    for (int64_t i = 0; i < S; ++i) {
-      cl_bwd_dx_row<FixedW>(xp + i * xv.ss, gp + i * gv.ss, dp + i * dv.ss, W, mean, r, w, b, a, k1, k2, one, slope);
+    const int64_t chunk = populate ? cl_populate_rows<scalar_t>(dv) : S;
+    for (int64_t i0 = 0; i0 < S; i0 += chunk) {
+      const int64_t i1 = std::min(S, i0 + chunk);
+      if (populate) populate_pages(d + n * dv.sn + i0 * dv.ss, (i1 - i0) * dv.ss * int64_t(sizeof(scalar_t)));
+      for (int64_t i = i0; i < i1; ++i) {
+        cl_bwd_dx_row<FixedW>(xp + i * xv.ss, gp + i * gv.ss, dp + i * dv.ss, W, mean, r, w, b, a, k1, k2, one, slope);
+      }
     }
   } else {
     for (int64_t i = 0; i < S; ++i) {
@@ -679,15 +701,15 @@ PYGAN_INLINE void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, s
 template <typename scalar_t, typename acc_t>
 PYGAN_INLINE void fwd_cl_units(int64_t begin, int64_t end, bool unit, const scalar_t* xp, NCS xv, scalar_t* yp,
                                NCS yv, const scalar_t* rp, NCS rv, const scalar_t* wp, const scalar_t* bp, acc_t one,
-                               acc_t slope, acc_t eps) {
+                               acc_t slope, acc_t eps, bool populate) {
   const int64_t C = xv.c, cblocks = ceil_div(C, kCB);
   for (int64_t t = begin; t < end; ++t) {
     const int64_t n = t / cblocks, c0 = (t % cblocks) * kCB;
     const int W = static_cast<int>(std::min<int64_t>(kCB, C - c0));
     if (W == kCB && unit) {
-      fwd_cl<true, kCB>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, one, slope, eps);
+      fwd_cl<true, kCB>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, one, slope, eps, populate && c0 == 0);
     } else {
-      fwd_cl<false, 0>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, one, slope, eps);
+      fwd_cl<false, 0>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, one, slope, eps, populate && c0 == 0);
     }
   }
 }
@@ -695,7 +717,7 @@ PYGAN_INLINE void fwd_cl_units(int64_t begin, int64_t end, bool unit, const scal
 template <typename scalar_t, typename acc_t>
 PYGAN_INLINE void bwd_cl_units(int64_t begin, int64_t end, bool unit, const scalar_t* gp, NCS gv, const scalar_t* xp,
                                NCS xv, scalar_t* dp, NCS dv, const scalar_t* wp, const scalar_t* bp, acc_t one,
-                               acc_t slope, acc_t eps, acc_t* s1, acc_t* s2) {
+                               acc_t slope, acc_t eps, acc_t* s1, acc_t* s2, bool populate) {
   const int64_t C = xv.c, cblocks = ceil_div(C, kCB);
   for (int64_t t = begin; t < end; ++t) {
     const int64_t n = t / cblocks, c0 = (t % cblocks) * kCB;
@@ -703,9 +725,9 @@ PYGAN_INLINE void bwd_cl_units(int64_t begin, int64_t end, bool unit, const scal
     acc_t* o1 = s1 + n * C + c0;
     acc_t* o2 = s2 + n * C + c0;
     if (W == kCB && unit) {
-      bwd_cl<true, kCB>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, one, slope, eps, o1, o2);
+      bwd_cl<true, kCB>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, one, slope, eps, o1, o2, populate && c0 == 0);
     } else {
-      bwd_cl<false, 0>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, one, slope, eps, o1, o2);
+      bwd_cl<false, 0>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, one, slope, eps, o1, o2, populate && c0 == 0);
     }
   }
 }
@@ -776,14 +798,15 @@ at::Tensor instance_norm_act_cpu(const at::Tensor& x_, const std::optional<at::T
     } else {
       const int64_t cblocks = ceil_div(C, kCB);
       const bool unit = xv.sc == 1;
+      const bool populate = yv.sc == 1 && yv.ss == C && output_pages_are_fresh(y.work);
       at::parallel_for(0, N * cblocks, grain_for(S * kCB), [=](int64_t begin, int64_t end) {
 #if PYGAN_AVX2_CLONES
         if (use_avx2()) {
-          fwd_cl_units_avx2(begin, end, unit, xp, xv, yp, yv, rp, rv, wp, bp, one, slope, eps);
+          fwd_cl_units_avx2(begin, end, unit, xp, xv, yp, yv, rp, rv, wp, bp, one, slope, eps, populate);
           return;
         }
 #endif
-        fwd_cl_units_base(begin, end, unit, xp, xv, yp, yv, rp, rv, wp, bp, one, slope, eps);
+        fwd_cl_units_base(begin, end, unit, xp, xv, yp, yv, rp, rv, wp, bp, one, slope, eps, populate);
       });
     }
   });
@@ -836,14 +859,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm_act_bwd_cpu(
     } else {
       const int64_t cblocks = ceil_div(C, kCB);
       const bool unit = xv.sc == 1;
+      const bool populate = dv.sc == 1 && dv.ss == xv.c && output_pages_are_fresh(dx.work);
       at::parallel_for(0, N * cblocks, grain_for(2 * S * kCB), [=](int64_t begin, int64_t end) {
 #if PYGAN_AVX2_CLONES
         if (use_avx2()) {
-          bwd_cl_units_avx2(begin, end, unit, gp, gv, xp, xv, dp, dv, wp, bp, one, slope, eps, s1, s2);
+          bwd_cl_units_avx2(begin, end, unit, gp, gv, xp, xv, dp, dv, wp, bp, one, slope, eps, s1, s2, populate);
           return;
         }
 #endif
-        bwd_cl_units_base(begin, end, unit, gp, gv, xp, xv, dp, dv, wp, bp, one, slope, eps, s1, s2);
+        bwd_cl_units_base(begin, end, unit, gp, gv, xp, xv, dp, dv, wp, bp, one, slope, eps, s1, s2, populate);
       });
     }
     scalar_t* dwp = dw.mutable_data_ptr<scalar_t>();

@@ -377,17 +377,20 @@ import sys, torch
 import pygan.ops
 gen = torch.Generator().manual_seed(0)
 # 40 MiB outputs: over glibc's largest mmap threshold (32 MiB), so their pages are always fresh
-x, g, res = (torch.randn(1, 40, 512, 512, generator=gen) for _ in range(3))
-out = dict(y=torch.ops.pygan.instance_norm_act(x, None, None, res, 1.0, 1e-5),
-           bwd=torch.ops.pygan.instance_norm_act_bwd(g, x, None, None, 0.2, 1e-5))
+out = {}
+for layout in (torch.contiguous_format, torch.channels_last):
+    x, g, res = (torch.randn(1, 40, 512, 512, generator=gen).contiguous(memory_format=layout) for _ in range(3))
+    out[f"{layout}-y"] = torch.ops.pygan.instance_norm_act(x, None, None, res, 1.0, 1e-5)
+    out[f"{layout}-bwd"] = torch.ops.pygan.instance_norm_act_bwd(g, x, None, None, 0.2, 1e-5)
 torch.save(out, sys.argv[1])
 """
 
 
 @pytest.mark.skipif(not ops.available_backends()["cpp"].available, reason="needs the C++ backend")
 def test_populating_fresh_output_pages_changes_no_bits(tmp_path):
-    """Large NCHW outputs on fresh pages are mapped a chunk of planes at a time before the plane
-    loops write them (common.h: populate_pages); PYGAN_POPULATE=0 turns that off, and any value
+    """Large outputs on fresh pages are mapped a chunk at a time before the kernels write them
+    (common.h: populate_pages; NCHW by planes, channels_last by pixel rows); PYGAN_POPULATE=0
+    turns that off, and any value
     other than 0 or 1 is an error naming the variable. Both runs must give the same bits."""
     import os
     import subprocess
@@ -399,9 +402,11 @@ def test_populating_fresh_output_pages_changes_no_bits(tmp_path):
         env = dict(os.environ, PYGAN_POPULATE=flag, PYGAN_QUIET_IMPORT="1")
         subprocess.run([sys.executable, "-c", _POPULATE_SCRIPT, str(path)], env=env, check=True, timeout=300)
         results[flag] = torch.load(path)
-    assert torch.equal(results["1"]["y"], results["0"]["y"])
-    for a, b in zip(results["1"]["bwd"], results["0"]["bwd"]):
-        assert torch.equal(a, b)
+    assert results["1"].keys() == results["0"].keys() and len(results["1"]) == 4
+    for key, a in results["1"].items():
+        b = results["0"][key]
+        for ta, tb in zip(a, b) if isinstance(a, tuple) else [(a, b)]:
+            assert torch.equal(ta, tb), key
     env = dict(os.environ, PYGAN_POPULATE="yes", PYGAN_QUIET_IMPORT="1")
     bad = subprocess.run([sys.executable, "-c", _POPULATE_SCRIPT, str(tmp_path / "bad.pt")], env=env,
                          capture_output=True, text=True, timeout=300)
