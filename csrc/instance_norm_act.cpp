@@ -13,7 +13,7 @@
 // Work units by layout:
 //   planes (NCHW, any layout whose spatial dim is not the innermost): one (n, c) plane per unit,
 //     every pass over the same plane (it stays in cache between passes);
-//   channels_last: one sample's block of kCB adjacent channels per unit, walking the pixels in
+//   channels_last: one sample's block of kCB (or kWideCB) adjacent channels per unit, walking the pixels in
 //     blocks of kPixelBlock; the block statistics (mean, then squares about the block mean, both
 //     over cache-resident data) merge into running ones with Chan's formula, so the statistics
 //     take a single pass over memory.
@@ -33,7 +33,11 @@ namespace {
 // per sum: enough independent add chains to hide the add latency, few enough to stay in registers).
 template <typename acc_t>
 constexpr int kLanes = sizeof(acc_t) == 4 ? 32 : 16;
+// channels_last units: one sample's kCB adjacent channels, or kWideCB of them where a unit's
+// stripe cannot stay in cache between its passes anyway (cl_unit_width); arrays hold kMaxCB.
 constexpr int kCB = 16;
+constexpr int kWideCB = 64;
+constexpr int kMaxCB = kWideCB;
 // Vector steps per block of the two-level plane sums (2048 float elements): one add per lane
 // per block more, and a 512x520 plane's y and dx errors went from 5.3x and 3.8x the eager
 // reference's largest float32 error to 1.1x and 0.8x (the one-level lanes summed 8320 terms each).
@@ -470,7 +474,7 @@ PYGAN_INLINE void chan_merge(int64_t& count, acc_t* __restrict mean, acc_t* __re
   count = total;
 }
 
-// channels_last: statistics of channels [c0, c0 + W) of one sample (W = kCB, or the tail width),
+// channels_last: statistics of channels [c0, c0 + W) of one sample (W = the unit width, or the tail width),
 // pointer p at (n, c0), pixel stride ss, channel stride sc (1 when Unit). Blocks of kPixelBlock
 // pixels (mean, then squares about it, over cache-resident data) merge into a group's running
 // statistics, and every kFold blocks the group merges into the sample's: two levels, so no
@@ -480,7 +484,7 @@ template <bool Unit, int FixedW, typename scalar_t, typename acc_t = at::opmath_
 PYGAN_INLINE void cl_stats(const scalar_t* __restrict p, int64_t ss, int64_t sc, int64_t S, int W_, acc_t eps,
                      acc_t* __restrict mean, acc_t* __restrict r) {
   const int W = FixedW > 0 ? FixedW : W_;
-  acc_t m2[kCB], gm[kCB], gq[kCB], bm[kCB], bq[kCB];
+  acc_t m2[kMaxCB], gm[kMaxCB], gq[kMaxCB], bm[kMaxCB], bq[kMaxCB];
   for (int j = 0; j < W; ++j) mean[j] = m2[j] = 0;
   int64_t count = 0;
   for (int64_t g0 = 0; g0 < S; g0 += kFold * kPixelBlock) {
@@ -541,7 +545,7 @@ PYGAN_INLINE void fwd_cl(const scalar_t* x, NCS xv, scalar_t* y, NCS yv, const s
   const int W = FixedW > 0 ? FixedW : W_;
   const int64_t S = xv.s;
   const scalar_t* xp = x + n * xv.sn + c0 * xv.sc;
-  acc_t mean[kCB], r[kCB], a[kCB], b[kCB];
+  acc_t mean[kMaxCB], r[kMaxCB], a[kMaxCB], b[kMaxCB];
   cl_stats<Unit, FixedW>(xp, xv.ss, xv.sc, S, W, eps, mean, r);
   for (int j = 0; j < W; ++j) {
     a[j] = r[j] * (weight ? static_cast<acc_t>(weight[c0 + j]) : acc_t(1));
@@ -601,7 +605,7 @@ PYGAN_INLINE void cl_bwd_sums_block(const scalar_t* __restrict xp, int64_t xss, 
                               const acc_t* __restrict w, const acc_t* __restrict b, acc_t one, acc_t slope,
                               acc_t* __restrict t1, acc_t* __restrict t2) {
   const int W = FixedW > 0 ? FixedW : W_;
-  acc_t p1[kCB] = {}, p2[kCB] = {};
+  acc_t p1[kMaxCB] = {}, p2[kMaxCB] = {};
   for (int64_t i = s0; i < s1; ++i) {
     cl_bwd_sums_row<FixedW>(xp + i * xss, gp + i * gss, W, mean, r, w, b, one, slope, p1, p2);
   }
@@ -635,7 +639,7 @@ PYGAN_INLINE void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, s
   const scalar_t* gp = g + n * gv.sn + c0 * gv.sc;
   scalar_t* dp = d + n * dv.sn + c0 * dv.sc;
   const bool unit = Unit && gv.sc == 1 && dv.sc == 1;
-  acc_t mean[kCB], r[kCB], w[kCB], b[kCB], t1[kCB], t2[kCB], a[kCB], k1[kCB], k2[kCB];
+  acc_t mean[kMaxCB], r[kMaxCB], w[kMaxCB], b[kMaxCB], t1[kMaxCB], t2[kMaxCB], a[kMaxCB], k1[kMaxCB], k2[kMaxCB];
   cl_stats<Unit, FixedW>(xp, xv.ss, xv.sc, S, W, eps, mean, r);
   for (int j = 0; j < W; ++j) {
     w[j] = weight ? static_cast<acc_t>(weight[c0 + j]) : acc_t(1);
@@ -652,7 +656,7 @@ PYGAN_INLINE void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, s
     if (unit) {
       cl_bwd_sums_block<FixedW>(xp, xv.ss, gp, gv.ss, s0, s1_, W, mean, r, w, b, one, slope, t1, t2);
     } else {
-      acc_t bt1[kCB] = {}, bt2[kCB] = {};
+      acc_t bt1[kMaxCB] = {}, bt2[kMaxCB] = {};
       for (int64_t i = s0; i < s1_; ++i) {
         for (int j = 0; j < W; ++j) {
           const acc_t xh = (static_cast<acc_t>(at_(x, xv, j, i)) - mean[j]) * r[j];
@@ -694,19 +698,37 @@ PYGAN_INLINE void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, s
   }
 }
 
-// The channels_last units [begin, end) (sample n, channels c0 .. c0 + kCB - 1) of the forward
+// Channels per channels_last unit. A unit reads its stripe of x (S pixels by its channels, 64 B of
+// every pixel row at kCB = 16 floats) in two or three passes. While that stripe is at most
+// kResidentStripeBytes the later passes find it in cache, and kCB keeps many units for the
+// threads. Past that every pass goes to memory, where 64 B taken from every row means a new 4 KiB
+// page every few rows (8 at C = 128; the hardware prefetchers stop at each, and each costs a TLB
+// miss), so units take kWideCB channels, 256 B of each row, when there are still at least as many
+// units as threads.
+// Measured at (4, 128, 128, 128) fp32 channels_last, kCB -> kWideCB: forward 13-14 -> 9.7 ms,
+// backward 23-24 -> 14.6-16 ms; at (1, 256, 64, 64) (a 256 KiB stripe) kWideCB was slower.
+// Each channel's sums keep their pixel order at either width: same bits.
+constexpr int64_t kResidentStripeBytes = int64_t{256} << 10;
+inline int cl_unit_width(int64_t N, int64_t C, int64_t S, int64_t elem_bytes) {
+  if (S * kCB * elem_bytes <= kResidentStripeBytes) return kCB;
+  return N * ceil_div(C, kWideCB) >= at::get_num_threads() ? kWideCB : kCB;
+}
+
+// The channels_last units [begin, end) (sample n, channels c0 .. c0 + width - 1) of the forward
 // and the backward. As the plane loops, each exists as a baseline and an AVX2 copy (chosen by
 // use_avx2) with the same bits: the vector lanes run across channels, every channel's sums stay
 // in pixel order, and neither copy uses FMA.
 template <typename scalar_t, typename acc_t>
 PYGAN_INLINE void fwd_cl_units(int64_t begin, int64_t end, bool unit, const scalar_t* xp, NCS xv, scalar_t* yp,
                                NCS yv, const scalar_t* rp, NCS rv, const scalar_t* wp, const scalar_t* bp, acc_t one,
-                               acc_t slope, acc_t eps, bool populate) {
-  const int64_t C = xv.c, cblocks = ceil_div(C, kCB);
+                               acc_t slope, acc_t eps, bool populate, int width) {
+  const int64_t C = xv.c, cblocks = ceil_div(C, width);
   for (int64_t t = begin; t < end; ++t) {
-    const int64_t n = t / cblocks, c0 = (t % cblocks) * kCB;
-    const int W = static_cast<int>(std::min<int64_t>(kCB, C - c0));
-    if (W == kCB && unit) {
+    const int64_t n = t / cblocks, c0 = (t % cblocks) * width;
+    const int W = static_cast<int>(std::min<int64_t>(width, C - c0));
+    if (W == kWideCB && unit) {
+      fwd_cl<true, kWideCB>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, one, slope, eps, populate && c0 == 0);
+    } else if (W == kCB && unit) {
       fwd_cl<true, kCB>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, one, slope, eps, populate && c0 == 0);
     } else {
       fwd_cl<false, 0>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, one, slope, eps, populate && c0 == 0);
@@ -717,14 +739,16 @@ PYGAN_INLINE void fwd_cl_units(int64_t begin, int64_t end, bool unit, const scal
 template <typename scalar_t, typename acc_t>
 PYGAN_INLINE void bwd_cl_units(int64_t begin, int64_t end, bool unit, const scalar_t* gp, NCS gv, const scalar_t* xp,
                                NCS xv, scalar_t* dp, NCS dv, const scalar_t* wp, const scalar_t* bp, acc_t one,
-                               acc_t slope, acc_t eps, acc_t* s1, acc_t* s2, bool populate) {
-  const int64_t C = xv.c, cblocks = ceil_div(C, kCB);
+                               acc_t slope, acc_t eps, acc_t* s1, acc_t* s2, bool populate, int width) {
+  const int64_t C = xv.c, cblocks = ceil_div(C, width);
   for (int64_t t = begin; t < end; ++t) {
-    const int64_t n = t / cblocks, c0 = (t % cblocks) * kCB;
-    const int W = static_cast<int>(std::min<int64_t>(kCB, C - c0));
+    const int64_t n = t / cblocks, c0 = (t % cblocks) * width;
+    const int W = static_cast<int>(std::min<int64_t>(width, C - c0));
     acc_t* o1 = s1 + n * C + c0;
     acc_t* o2 = s2 + n * C + c0;
-    if (W == kCB && unit) {
+    if (W == kWideCB && unit) {
+      bwd_cl<true, kWideCB>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, one, slope, eps, o1, o2, populate && c0 == 0);
+    } else if (W == kCB && unit) {
       bwd_cl<true, kCB>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, one, slope, eps, o1, o2, populate && c0 == 0);
     } else {
       bwd_cl<false, 0>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, one, slope, eps, o1, o2, populate && c0 == 0);
@@ -796,17 +820,18 @@ at::Tensor instance_norm_act_cpu(const at::Tensor& x_, const std::optional<at::T
         }
       }
     } else {
-      const int64_t cblocks = ceil_div(C, kCB);
+      const int width = cl_unit_width(N, C, S, sizeof(scalar_t));
+      const int64_t cblocks = ceil_div(C, width);
       const bool unit = xv.sc == 1;
       const bool populate = yv.sc == 1 && yv.ss == C && output_pages_are_fresh(y.work);
-      at::parallel_for(0, N * cblocks, grain_for(S * kCB), [=](int64_t begin, int64_t end) {
+      at::parallel_for(0, N * cblocks, grain_for(S * width), [=](int64_t begin, int64_t end) {
 #if PYGAN_AVX2_CLONES
         if (use_avx2()) {
-          fwd_cl_units_avx2(begin, end, unit, xp, xv, yp, yv, rp, rv, wp, bp, one, slope, eps, populate);
+          fwd_cl_units_avx2(begin, end, unit, xp, xv, yp, yv, rp, rv, wp, bp, one, slope, eps, populate, width);
           return;
         }
 #endif
-        fwd_cl_units_base(begin, end, unit, xp, xv, yp, yv, rp, rv, wp, bp, one, slope, eps, populate);
+        fwd_cl_units_base(begin, end, unit, xp, xv, yp, yv, rp, rv, wp, bp, one, slope, eps, populate, width);
       });
     }
   });
@@ -857,17 +882,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm_act_bwd_cpu(
         has_act ? bwd_planes_run<false, true>(job, grain) : bwd_planes_run<false, false>(job, grain);
       }
     } else {
-      const int64_t cblocks = ceil_div(C, kCB);
+      const int width = cl_unit_width(N, C, S, sizeof(scalar_t));
+      const int64_t cblocks = ceil_div(C, width);
       const bool unit = xv.sc == 1;
       const bool populate = dv.sc == 1 && dv.ss == xv.c && output_pages_are_fresh(dx.work);
-      at::parallel_for(0, N * cblocks, grain_for(2 * S * kCB), [=](int64_t begin, int64_t end) {
+      at::parallel_for(0, N * cblocks, grain_for(2 * S * width), [=](int64_t begin, int64_t end) {
 #if PYGAN_AVX2_CLONES
         if (use_avx2()) {
-          bwd_cl_units_avx2(begin, end, unit, gp, gv, xp, xv, dp, dv, wp, bp, one, slope, eps, s1, s2, populate);
+          bwd_cl_units_avx2(begin, end, unit, gp, gv, xp, xv, dp, dv, wp, bp, one, slope, eps, s1, s2, populate, width);
           return;
         }
 #endif
-        bwd_cl_units_base(begin, end, unit, gp, gv, xp, xv, dp, dv, wp, bp, one, slope, eps, s1, s2, populate);
+        bwd_cl_units_base(begin, end, unit, gp, gv, xp, xv, dp, dv, wp, bp, one, slope, eps, s1, s2, populate, width);
       });
     }
     scalar_t* dwp = dw.mutable_data_ptr<scalar_t>();
