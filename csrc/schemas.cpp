@@ -1,5 +1,6 @@
 // The schemas of every pygan op, defined once. Kernels register per backend in <op>.cpp (CPU)
-// and <op>.cu (CUDA); fake kernels and autograd are registered from Python (pygan/ops/<op>.py).
+// and <op>.cu (CUDA); fake kernels and autograd are registered from Python (pygan/ops/<op>.py),
+// except instance_norm_act's first-order autograd, which is C++ (instance_norm_act_autograd.cpp).
 // Each op `f` has a backward op `f_bwd` so that the backward is itself a differentiable op.
 #include <torch/library.h>
 

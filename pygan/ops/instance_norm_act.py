@@ -222,7 +222,11 @@ def register(ns: str) -> None:
             need_g=need[0], need_x=need[1], need_w=need[2])
         return d_g, d_x, d_w, None, None, None
 
-    torch.library.register_autograd(f"{ns}::instance_norm_act", backward, setup_context=setup)
+    # pygan._C registers the autograd of pygan::instance_norm_act in C++ (the same formula without
+    # torch.library's Python cost per call: csrc/instance_norm_act_autograd.cpp); the Triton
+    # namespace gets this one. (Its _bwd op keeps the Python double backward in both.)
+    if ns != "pygan":
+        torch.library.register_autograd(f"{ns}::instance_norm_act", backward, setup_context=setup)
     torch.library.register_autograd(f"{ns}::instance_norm_act_bwd", backward_bwd,
                                     setup_context=setup_bwd)
 
