@@ -54,6 +54,9 @@ class InstanceNormAct : public torch::autograd::Function<InstanceNormAct> {
     for (size_t i = 0; i < 4; ++i) need[i] = present[i] && ctx->needs_input_grad(edge++);
     at::Tensor dx, dw, db;
     if (need[0] || need[1] || need[2]) {
+      // Without create_graph nothing records the _bwd op: skip its (Python) autograd kernel.
+      std::optional<at::AutoDispatchBelowADInplaceOrView> below_autograd;
+      if (!at::GradMode::is_enabled()) below_autograd.emplace();
       std::tie(dx, dw, db) = bwd.call(g, x, weight, bias, ctx->saved_data["slope"].toDouble(),
                                       ctx->saved_data["eps"].toDouble());
     }
