@@ -68,16 +68,22 @@ at::Tensor empty_in_layout_of(at::IntArrayRef sizes, const at::Tensor& like) {
                                                            : at::MemoryFormat::Contiguous));
 }
 
+std::string env_choice(const char* name, std::initializer_list<const char*> allowed) {
+  const char* v = std::getenv(name);
+  const std::string choice = v ? v : "";
+  if (choice.empty()) return choice;
+  std::string expected;
+  for (const char* a : allowed) {
+    if (choice == a) return choice;
+    expected += (expected.empty() ? "'" : " or '") + std::string(a) + "'";
+  }
+  TORCH_CHECK(false, name, " must be ", expected, ", got '", choice, "'");
+}
+
 namespace {
 
 bool populate_enabled() {
-  static const bool yes = [] {
-    const char* v = std::getenv("PYGAN_POPULATE");
-    const std::string choice = v ? v : "";
-    TORCH_CHECK(choice.empty() || choice == "0" || choice == "1",
-                "PYGAN_POPULATE must be '0' or '1', got '", choice, "'");
-    return choice != "0";
-  }();
+  static const bool yes = env_choice("PYGAN_POPULATE", {"0", "1"}) != "0";
   return yes;
 }
 

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
+#include <string>
 
 #include "ncs.h"
 
@@ -37,6 +39,10 @@ template <typename acc_t>
 inline acc_t lrelu_gain(acc_t z, acc_t pos, acc_t neg) {
   return z * (z > acc_t(0) ? pos : neg);
 }
+
+// The value of environment variable `name`, read by the caller once: "" when unset, else one of
+// `allowed` (anything else is an error naming the variable and the values it takes).
+std::string env_choice(const char* name, std::initializer_list<const char*> allowed);
 
 // Fresh output pages. Every op output is a new tensor, and glibc maps each block over 32 MiB
 // afresh (smaller ones too where its heap had shrunk), so a kernel's first write to each 4 KiB

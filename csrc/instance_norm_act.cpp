@@ -148,10 +148,7 @@ PYGAN_INLINE typename Vec<acc_t, Bytes>::type vselect_pos(typename Vec<acc_t, By
 // and compares their bits, which no machine with AVX2 would otherwise do.
 bool use_avx2() {
   static const bool yes = [] {
-    const char* isa = std::getenv("PYGAN_CPU_ISA");
-    const std::string choice = isa ? isa : "";
-    TORCH_CHECK(choice.empty() || choice == "auto" || choice == "baseline",
-                "PYGAN_CPU_ISA must be 'auto' or 'baseline', got '", choice, "'");
+    const std::string choice = env_choice("PYGAN_CPU_ISA", {"auto", "baseline"});
 #if PYGAN_AVX2_CLONES
     return choice != "baseline" && __builtin_cpu_supports("avx2");
 #else

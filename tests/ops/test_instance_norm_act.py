@@ -349,27 +349,38 @@ torch.save(out, sys.argv[1])
 """
 
 
+def _outputs_under_env(tmp_path, script, var, values):
+    """``script`` (which torch.saves a dict of op outputs to argv[1]) run in a subprocess once per
+    value of environment variable ``var``: {value: that run's dict}."""
+    import os
+    import subprocess
+    import sys
+
+    results = {}
+    for value in values:
+        path = tmp_path / f"{var}-{value}.pt"
+        env = dict(os.environ, **{var: value}, PYGAN_QUIET_IMPORT="1")
+        subprocess.run([sys.executable, "-c", script, str(path)], env=env, check=True, timeout=300)
+        results[value] = torch.load(path)
+    return results
+
+
+def _assert_same_bits(a_run, b_run, n, what):
+    assert a_run.keys() == b_run.keys() and len(a_run) == n
+    for key, a in a_run.items():
+        b = b_run[key]
+        for i, (ta, tb) in enumerate(zip(a, b) if isinstance(a, tuple) else [(a, b)]):
+            assert torch.equal(ta, tb), f"{key}[{i}]: {what}"
+
+
 @pytest.mark.skipif(not ops.available_backends()["cpp"].available, reason="needs the C++ backend")
 def test_baseline_and_avx2_plane_loops_give_the_same_bits(tmp_path):
     """The C++ plane and channels_last loops exist twice on x86-64 (baseline ISA and an AVX2
     clone, chosen at run time) and promise the same bits: PYGAN_CPU_ISA=baseline runs the copy that an AVX2
     machine never would, and every output and gradient must equal the default run's exactly.
     (On a machine without AVX2 both runs take the baseline copy.)"""
-    import os
-    import subprocess
-    import sys
-
-    results = {}
-    for isa in ("auto", "baseline"):
-        path = tmp_path / f"{isa}.pt"
-        env = dict(os.environ, PYGAN_CPU_ISA=isa, PYGAN_QUIET_IMPORT="1")
-        subprocess.run([sys.executable, "-c", _ISA_SCRIPT, str(path)], env=env, check=True, timeout=300)
-        results[isa] = torch.load(path)
-    assert results["auto"].keys() == results["baseline"].keys() and len(results["auto"]) == 54
-    for key, a in results["auto"].items():
-        b = results["baseline"][key]
-        for i, (ta, tb) in enumerate(zip(a, b) if isinstance(a, tuple) else [(a, b)]):
-            assert torch.equal(ta, tb), f"{key}[{i}]: the baseline and AVX2 loops differ"
+    runs = _outputs_under_env(tmp_path, _ISA_SCRIPT, "PYGAN_CPU_ISA", ("auto", "baseline"))
+    _assert_same_bits(runs["auto"], runs["baseline"], 54, "the baseline and AVX2 loops differ")
 
 
 @pytest.mark.skipif(not ops.available_backends()["cpp"].available, reason="needs the C++ backend")
@@ -418,23 +429,14 @@ torch.save(out, sys.argv[1])
 def test_populating_fresh_output_pages_changes_no_bits(tmp_path):
     """Large outputs on fresh pages are mapped a chunk at a time before the kernels write them
     (common.h: populate_pages; NCHW by planes, channels_last by pixel rows); PYGAN_POPULATE=0
-    turns that off, and any value
-    other than 0 or 1 is an error naming the variable. Both runs must give the same bits."""
+    turns that off, and any value other than 0 or 1 is an error naming the variable. Both runs
+    must give the same bits."""
     import os
     import subprocess
     import sys
 
-    results = {}
-    for flag in ("1", "0"):
-        path = tmp_path / f"{flag}.pt"
-        env = dict(os.environ, PYGAN_POPULATE=flag, PYGAN_QUIET_IMPORT="1")
-        subprocess.run([sys.executable, "-c", _POPULATE_SCRIPT, str(path)], env=env, check=True, timeout=300)
-        results[flag] = torch.load(path)
-    assert results["1"].keys() == results["0"].keys() and len(results["1"]) == 4
-    for key, a in results["1"].items():
-        b = results["0"][key]
-        for ta, tb in zip(a, b) if isinstance(a, tuple) else [(a, b)]:
-            assert torch.equal(ta, tb), key
+    runs = _outputs_under_env(tmp_path, _POPULATE_SCRIPT, "PYGAN_POPULATE", ("1", "0"))
+    _assert_same_bits(runs["1"], runs["0"], 4, "populating the output pages changed them")
     env = dict(os.environ, PYGAN_POPULATE="yes", PYGAN_QUIET_IMPORT="1")
     bad = subprocess.run([sys.executable, "-c", _POPULATE_SCRIPT, str(tmp_path / "bad.pt")], env=env,
                          capture_output=True, text=True, timeout=300)
