@@ -53,8 +53,8 @@ std::string env_choice(const char* name, std::initializer_list<const char*> allo
 // zeroed lines are still in cache when the kernel overwrites them (populating the whole output
 // up front was measured slower: its zeros leave the cache before the kernel writes).
 //
-// output_pages_are_fresh(t): t is a CPU tensor of at least kPopulateMinBytes whose first page is
-// not mapped yet (mincore), on Linux, and PYGAN_POPULATE is not 0 (read once; for A/B runs).
+// output_pages_are_fresh(t): t is a CPU tensor of at least kPopulateMinBytes whose first or last
+// page is not mapped yet (mincore), on Linux, and PYGAN_POPULATE is not 0 (read once; A/B runs).
 // populate_pages(p, bytes): maps the pages overlapping [p, p + bytes); where the kernel lacks
 // MADV_POPULATE_WRITE (before Linux 5.14) the call fails and the pages fault in as before.
 constexpr int64_t kPopulateMinBytes = int64_t{1} << 20;

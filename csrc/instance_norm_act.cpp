@@ -355,6 +355,17 @@ PYGAN_INLINE void populate_ahead(const PlaneJob<scalar_t>& k, int64_t p, int64_t
     populate_pages(k.out + q / C * k.ov.sn + q % C * k.ov.sc, plane_bytes);
 }
 
+// What plane p's loop prefetches: plane p + 1 of x (and of job.g, the residual or the gradient,
+// when with_g), if the thread has it and planes are at most kPrefetchBytes. Contiguous planes only.
+template <typename scalar_t>
+PYGAN_INLINE NextPlane next_plane(const PlaneJob<scalar_t>& k, int64_t p, int64_t end, bool with_g) {
+  const int64_t bytes = k.xv.s * int64_t(sizeof(scalar_t));
+  if (p + 1 >= end || bytes > kPrefetchBytes) return {};
+  const int64_t n1 = (p + 1) / k.xv.c, c1 = (p + 1) % k.xv.c;
+  return {reinterpret_cast<const char*>(k.x + n1 * k.xv.sn + c1 * k.xv.sc),
+          with_g ? reinterpret_cast<const char*>(k.g + n1 * k.gv.sn + c1 * k.gv.sc) : nullptr, bytes};
+}
+
 // Planes [begin, end) of the forward (HasRes: job.g is the residual).
 template <bool Unit, bool HasAct, bool HasRes, int Bytes, typename scalar_t>
 PYGAN_INLINE void fwd_planes(const PlaneJob<scalar_t>& job, int64_t begin, int64_t end) {
@@ -367,13 +378,7 @@ PYGAN_INLINE void fwd_planes(const PlaneJob<scalar_t>& job, int64_t begin, int64
     const acc_t w = k.weight ? static_cast<acc_t>(k.weight[c]) : acc_t(1);
     const acc_t b = k.bias ? static_cast<acc_t>(k.bias[c]) : acc_t(0);
     if constexpr (Unit) populate_ahead(k, p, end, populated);
-    NextPlane next;
-    if (Unit && p + 1 < end && k.xv.s * int64_t(sizeof(scalar_t)) <= kPrefetchBytes) {
-      const int64_t n1 = (p + 1) / C, c1 = (p + 1) % C;
-      next.a = reinterpret_cast<const char*>(k.x + n1 * k.xv.sn + c1 * k.xv.sc);
-      next.b = HasRes ? reinterpret_cast<const char*>(k.g + n1 * k.gv.sn + c1 * k.gv.sc) : nullptr;
-      next.bytes = k.xv.s * int64_t(sizeof(scalar_t));
-    }
+    const NextPlane next = Unit ? next_plane(k, p, end, HasRes) : NextPlane{};
     fwd_plane<Unit, HasAct, HasRes, Bytes>(k.x + n * k.xv.sn + c * k.xv.sc, k.xv.ss, k.out + n * k.ov.sn + c * k.ov.sc,
                                     k.ov.ss, HasRes ? k.g + n * k.gv.sn + c * k.gv.sc : nullptr, k.gv.ss,
                                     k.xv.s, w, b, k.one, k.slope, k.eps, next);
@@ -391,13 +396,7 @@ PYGAN_INLINE void bwd_planes(const PlaneJob<scalar_t>& job, int64_t begin, int64
     const acc_t w = k.weight ? static_cast<acc_t>(k.weight[c]) : acc_t(1);
     const acc_t b = k.bias ? static_cast<acc_t>(k.bias[c]) : acc_t(0);
     if constexpr (Unit) populate_ahead(k, p, end, populated);
-    NextPlane next;
-    if (Unit && p + 1 < end && k.xv.s * int64_t(sizeof(scalar_t)) <= kPrefetchBytes) {
-      const int64_t n1 = (p + 1) / C, c1 = (p + 1) % C;
-      next.a = reinterpret_cast<const char*>(k.x + n1 * k.xv.sn + c1 * k.xv.sc);
-      next.b = reinterpret_cast<const char*>(k.g + n1 * k.gv.sn + c1 * k.gv.sc);
-      next.bytes = k.xv.s * int64_t(sizeof(scalar_t));
-    }
+    const NextPlane next = Unit ? next_plane(k, p, end, true) : NextPlane{};
     bwd_plane<Unit, HasAct, Bytes>(k.g + n * k.gv.sn + c * k.gv.sc, k.gv.ss, k.x + n * k.xv.sn + c * k.xv.sc, k.xv.ss,
                             k.out + n * k.ov.sn + c * k.ov.sc, k.ov.ss, k.xv.s, w, b, k.one, k.slope, k.eps,
                             k.s1[p], k.s2[p], next);
