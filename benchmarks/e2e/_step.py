@@ -30,16 +30,9 @@ def parser(doc: str) -> argparse.ArgumentParser:
     return p
 
 
-def _positive_int(text: str) -> int:
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
-
-
 def add_repeat(p: argparse.ArgumentParser) -> None:
     """``--repeat N`` of the benches that time providers with :func:`time_providers`."""
-    p.add_argument("--repeat", type=_positive_int, default=1, metavar="N",
+    p.add_argument("--repeat", type=cli.positive_int, default=1, metavar="N",
                    help="time every provider N times, in N passes over the providers (rows carry "
                    "their 'repeat' index, each pass's ratios use its own reference, and the run ends "
                    "with each ratio's min / median / max): one CPU pass on a shared VM varies by "

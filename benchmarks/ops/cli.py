@@ -21,6 +21,14 @@ DEFAULT_SHAPES = {"cpu": [(32, 256, 32, 32)],
                            (64, 256, 64, 64)]}
 
 
+def positive_int(text: str) -> int:
+    """argparse type of counts such as --repeat: an int >= 1."""
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -32,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", action="append", choices=list(_bench.MODES))
     p.add_argument("--provider", action="append",
                    choices=["reference", "compile", "cpp", "cuda", "triton"])
-    p.add_argument("--repeat", type=int, default=1, metavar="N",
+    p.add_argument("--repeat", type=positive_int, default=1, metavar="N",
                    help="time every case N times, one whole pass after another (rows carry their "
                    "'repeat' index; the table ends with each ratio's spread): single CPU runs on a "
                    "shared VM vary by +-20%%")
