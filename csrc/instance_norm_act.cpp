@@ -13,7 +13,7 @@
 // Work units by layout:
 //   planes (NCHW, any layout whose spatial dim is not the innermost): one (n, c) plane per unit,
 //     every pass over the same plane (it stays in cache between passes);
-//   channels_last: one sample's block of kCB (or kWideCB) adjacent channels per unit, walking the pixels in
+//   channels_last: one sample's block of kCB, kMidCB or kWideCB adjacent channels per unit, walking the pixels in
 //     blocks of kPixelBlock; the block statistics (mean, then squares about the block mean, both
 //     over cache-resident data) merge into running ones with Chan's formula, so the statistics
 //     take a single pass over memory.
@@ -33,10 +33,11 @@ namespace {
 // per sum: enough independent add chains to hide the add latency, few enough to stay in registers).
 template <typename acc_t>
 constexpr int kLanes = sizeof(acc_t) == 4 ? 32 : 16;
-// channels_last units: one sample's kCB adjacent channels, or kWideCB of them where a unit's
-// stripe cannot stay in cache between its passes anyway (cl_unit_width); arrays hold kMaxCB.
+// channels_last units: one sample's kCB adjacent channels, or kWideCB / kMidCB of them where a
+// unit's stripe cannot stay in cache between its passes anyway (cl_unit_width); arrays hold kMaxCB.
 constexpr int kCB = 16;
-constexpr int kWideCB = 64;
+constexpr int kMidCB = 64;
+constexpr int kWideCB = 128;
 constexpr int kMaxCB = kWideCB;
 // Vector steps per block of the two-level plane sums (2048 float elements): one add per lane
 // per block more, and a 512x520 plane's y and dx errors went from 5.3x and 3.8x the eager
@@ -699,15 +700,23 @@ PYGAN_INLINE void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, s
 // kResidentStripeBytes the later passes find it in cache, and kCB keeps many units for the
 // threads. Past that every pass goes to memory, where 64 B taken from every row means a new 4 KiB
 // page every few rows (8 at C = 128; the hardware prefetchers stop at each, and each costs a TLB
-// miss), so units take kWideCB channels, 256 B of each row, when there are still at least as many
-// units as threads.
-// Measured at (4, 128, 128, 128) fp32 channels_last, kCB -> kWideCB: forward 13-14 -> 9.7 ms,
-// backward 23-24 -> 14.6-16 ms; at (1, 256, 64, 64) (a 256 KiB stripe) kWideCB was slower.
-// Each channel's sums keep their pixel order at either width: same bits.
+// miss), so units take the widest of kWideCB and kMidCB channels (512 B and 256 B of each row)
+// that still leaves at least as many units as threads; at C <= kWideCB that is the whole row, one
+// contiguous stream.
+// Measured at (4, 128, 128, 128) fp32 channels_last, with fresh outputs, ms:
+//   kCB -> kMidCB:     forward 13-14 -> 9.7, backward 23-24 -> 14.6-16 (an earlier VM);
+//   kMidCB -> kWideCB: IN + ReLU forward 18.0 -> 14.1, backward 30.6 -> 18.9, x + IN forward +
+//                      backward 47.1 -> 31.0 (eager 111-132, same session).
+// At (1, 256, 64, 64) (a 256 KiB stripe) the wider units were slower. Each channel's sums keep
+// their pixel order at any width: same bits.
 constexpr int64_t kResidentStripeBytes = int64_t{256} << 10;
 inline int cl_unit_width(int64_t N, int64_t C, int64_t S, int64_t elem_bytes) {
   if (S * kCB * elem_bytes <= kResidentStripeBytes) return kCB;
-  return N * ceil_div(C, kWideCB) >= at::get_num_threads() ? kWideCB : kCB;
+  for (const int width : {kWideCB, kMidCB}) {
+    // a width past C only as C itself (no unit narrower than its width but the tail)
+    if (C >= width && N * ceil_div(C, width) >= at::get_num_threads()) return width;
+  }
+  return kCB;
 }
 
 // The channels_last units [begin, end) (sample n, channels c0 .. c0 + width - 1) of the forward
@@ -724,6 +733,8 @@ PYGAN_INLINE void fwd_cl_units(int64_t begin, int64_t end, bool unit, const scal
     const int W = static_cast<int>(std::min<int64_t>(width, C - c0));
     if (W == kWideCB && unit) {
       fwd_cl<true, kWideCB>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, one, slope, eps, populate && c0 == 0);
+    } else if (W == kMidCB && unit) {
+      fwd_cl<true, kMidCB>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, one, slope, eps, populate && c0 == 0);
     } else if (W == kCB && unit) {
       fwd_cl<true, kCB>(xp, xv, yp, yv, rp, rv, n, c0, W, wp, bp, one, slope, eps, populate && c0 == 0);
     } else {
@@ -744,6 +755,8 @@ PYGAN_INLINE void bwd_cl_units(int64_t begin, int64_t end, bool unit, const scal
     acc_t* o2 = s2 + n * C + c0;
     if (W == kWideCB && unit) {
       bwd_cl<true, kWideCB>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, one, slope, eps, o1, o2, populate && c0 == 0);
+    } else if (W == kMidCB && unit) {
+      bwd_cl<true, kMidCB>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, one, slope, eps, o1, o2, populate && c0 == 0);
     } else if (W == kCB && unit) {
       bwd_cl<true, kCB>(gp, gv, xp, xv, dp, dv, n, c0, W, wp, bp, one, slope, eps, o1, o2, populate && c0 == 0);
     } else {

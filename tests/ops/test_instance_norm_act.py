@@ -386,11 +386,11 @@ def test_baseline_and_avx2_plane_loops_give_the_same_bits(tmp_path):
 @pytest.mark.skipif(not ops.available_backends()["cpp"].available, reason="needs the C++ backend")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
 def test_wide_and_narrow_channels_last_units_give_the_same_bits(dtype):
-    """channels_last units take 64 channels instead of 16 when a unit's stripe of x would not stay
-    in cache (here 72x72 pixels) and there are at least as many wide units as threads: one thread
-    takes the wide units, four threads the narrow ones (two wide units would idle two threads).
-    Every channel's sums keep their pixel order at either width, so the bits must agree; C = 144
-    also leaves a 16-channel block after two wide ones."""
+    """channels_last units take 128 or 64 channels instead of 16 when a unit's stripe of x would
+    not stay in cache (here 72x72 pixels), the widest that leaves at least as many units as
+    threads. At C = 144: one thread takes 128-channel units (and a 16-channel tail), three threads
+    64-channel ones (two, and the tail), four threads the narrow ones. Every channel's sums keep
+    their pixel order at any width, so the bits must agree."""
     gen = torch.Generator().manual_seed(5)
     x, res, g = (torch.randn(1, 144, 72, 72, generator=gen, dtype=torch.float64).to(dtype)
                  .contiguous(memory_format=torch.channels_last) for _ in range(3))
@@ -399,7 +399,7 @@ def test_wide_and_narrow_channels_last_units_give_the_same_bits(dtype):
     threads = torch.get_num_threads()
     out = {}
     try:
-        for n in (1, 4):
+        for n in (1, 3, 4):
             torch.set_num_threads(n)
             out[n] = (torch.ops.pygan.instance_norm_act(x, w, b, res, 0.2, 1e-5),
                       torch.ops.pygan.instance_norm_act(x, None, None, None, 0.0, 1e-5),
@@ -407,8 +407,9 @@ def test_wide_and_narrow_channels_last_units_give_the_same_bits(dtype):
                       *torch.ops.pygan.instance_norm_act_bwd(g, x, None, None, 1.0, 1e-5))
     finally:
         torch.set_num_threads(threads)
-    for i, (a, c) in enumerate(zip(out[1], out[4])):
-        assert torch.equal(a, c), f"output {i}: the wide (1 thread) and narrow (4 threads) units differ"
+    for n, width in ((1, 128), (3, 64)):
+        for i, (a, c) in enumerate(zip(out[n], out[4])):
+            assert torch.equal(a, c), f"output {i}: the {width}-channel ({n} threads) and 16-channel units differ"
 
 
 _POPULATE_SCRIPT = """
