@@ -8,12 +8,17 @@ every step and ends with the same weights.
   is exactly 0 and Adam (which divides by the gradient's own scale) turns rounding noise into
   values of ~1e-9 that differ between any two implementations; they are checked to stay that
   small in both runs (they cannot change any output);
-* float32, 100 steps: every logged loss term agrees to 1e-4 relative over the first 10 steps,
-  and the 25-step means of loss_G and loss_D to 5% over all 100. Float32 rounding differences
-  (~1e-7) are amplified by training itself, so per-step losses of two float32 runs drift apart
-  later: measured on three data seeds, the first 10 steps agreed to 1.1e-6, single steps later
+* float32, 100 steps: every logged loss term agrees to 1e-4 relative over the first 10 steps
+  with eager PyTorch run at one intra-op thread (the training tests' setting) or at two, and the
+  25-step means of loss_G and loss_D to 5% over all 100. Float32 rounding differences (~1e-7)
+  are amplified by training itself, so per-step losses of two float32 runs drift apart later:
+  measured on three data seeds, the first 10 steps agreed to 1.1e-6, single steps later
   differed by up to 0.6, and the 25-step means stayed within 1.9%; the float32 reference run
-  itself strays from the float64 one by 7-12% per step on average over the 100 steps.
+  itself strays from the float64 one by 7-12% per step on average over the 100 steps. A near-tie
+  can make the jump early: on one VM eager PyTorch at one thread departed from eager PyTorch at
+  two by 1.3e-4 at step 9 and 3.6e-4 at step 10 (after 1e-6 or less for eight steps), while
+  pygan at one and at two threads stayed within 1e-6 of the two-thread run; hence the second
+  reference, at the same tolerance.
 
 Measured here (float64): losses 4.4e-12 relative at worst over the 100 steps, weights 1.5e-11.
 
@@ -114,14 +119,18 @@ def test_float32_cpp_loss_curves_stay_within_tolerance_of_reference(data, tmp_pa
     ref, _, _, _ = train(data, tmp_path / "ref", "reference", "float32")
     fused, _, ops_fused, _ = train(data, tmp_path / "cpp", "cpp", "float32")
     assert "pygan::bias_lrelu" in ops_fused
+    torch.set_num_threads(2)   # the one_thread fixture restores the count afterwards
+    ref2, _, _, _ = train(data, tmp_path / "ref2", "reference", "float32", steps=10)
     gaps = relative_gaps(ref, fused)
-    worst = int(np.argmax(gaps[:10]))
-    assert max(gaps[:10]) <= 1e-4, f"step {worst + 1}: relative loss gap {gaps[worst]:.3g}"
+    # per step, the closer of the two eager runs (one thread, two threads)
+    first = [min(g1, g2) for g1, g2 in zip(gaps[:10], relative_gaps(ref2, fused[:10]))]
+    worst = int(np.argmax(first))
+    assert max(first) <= 1e-4, f"step {worst + 1}: relative loss gap {first[worst]:.3g} to both eager runs"
     window = {}
     for key in ("loss_G", "loss_D"):
         r = np.array([x[key] for x in ref]).reshape(-1, 25).mean(1)
         f = np.array([x[key] for x in fused]).reshape(-1, 25).mean(1)
         window[key] = float(np.max(np.abs(f - r) / np.abs(r)))
         assert window[key] <= 0.05, f"{key}: 25-step means differ by {window[key]:.3g} relative"
-    print(f"\nfloat32: max relative loss gap {max(gaps[:10]):.3g} over 10 steps, {max(gaps):.3g} over "
+    print(f"\nfloat32: max relative loss gap {max(first):.3g} over 10 steps, {max(gaps):.3g} over "
           f"{STEPS}; 25-step means within {window}")
