@@ -81,6 +81,13 @@ summary() {   # summary STAGE STATUS RC SECONDS
         --status "$2" --rc "$3" --seconds "$4" --deadline "$DEADLINE" >> "$LOG" 2>&1
 }
 
+# A shell that started this script in the background without job control (`cmd &` in a script,
+# as CI runners and remote command tools do) leaves SIGINT ignored in every child, an ignored
+# signal stays ignored across exec, and Python then never raises KeyboardInterrupt: the boxes'
+# SIGINT would do nothing until the SIGKILL. Each stage's command is exec'd with SIGINT back at
+# its default (bash itself cannot reset a signal it was started with ignored).
+DEFAULT_SIGINT='import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])'
+
 # stage NAME CAP_S [KEEP_S] -- CMD...: run CMD for at most CAP_S seconds and no later than
 # KEEP_S seconds (plus the grace and the summary's reserve) before the deadline; SIGINT at the
 # box's end, SIGKILL GRACE seconds later. Status: done, failed, interrupted, killed or skipped.
@@ -95,7 +102,7 @@ stage() {
     fi
     echo "== $name (box ${box} s, $(left) s left): $*" | tee -a "$LOG"
     local t0=$(date +%s)
-    timeout -s INT -k "$GRACE" "$box" "$@" >> "$LOG" 2>&1
+    timeout -s INT -k "$GRACE" "$box" "$PY" -c "$DEFAULT_SIGINT" "$@" >> "$LOG" 2>&1
     local rc=$? status=done
     case $rc in
         0) status=done ;;

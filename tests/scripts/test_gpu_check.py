@@ -74,7 +74,10 @@ def test_benches_that_ran_saved_their_rows(dry_run):
 
 
 def _interrupt_after_first_rows(cmd, out: Path, timeout=90):
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # SIGINT at its default in the child, as a foreground command has it, even where pytest was
+    # started in the background with SIGINT ignored (which every child would inherit)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
