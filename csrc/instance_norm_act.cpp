@@ -700,9 +700,10 @@ PYGAN_INLINE void bwd_cl(const scalar_t* g, NCS gv, const scalar_t* x, NCS xv, s
 // kResidentStripeBytes the later passes find it in cache, and kCB keeps many units for the
 // threads. Past that every pass goes to memory, where 64 B taken from every row means a new 4 KiB
 // page every few rows (8 at C = 128; the hardware prefetchers stop at each, and each costs a TLB
-// miss), so units take the widest of kWideCB and kMidCB channels (512 B and 256 B of each row)
-// that still leaves at least as many units as threads; at C <= kWideCB that is the whole row, one
-// contiguous stream.
+// miss), so units take the widest of kWideCB and kMidCB channels (512 B and 256 B of each float32
+// row) that C reaches and that still leaves at least as many units as threads; at C = 128 or 64
+// that is the whole pixel row, one contiguous stream. (A tail unit of any other width than these
+// three takes the generic loops.)
 // Measured at (4, 128, 128, 128) fp32 channels_last, with fresh outputs, ms:
 //   kCB -> kMidCB:     forward 13-14 -> 9.7, backward 23-24 -> 14.6-16 (an earlier VM);
 //   kMidCB -> kWideCB: IN + ReLU forward 18.0 -> 14.1, backward 30.6 -> 18.9, x + IN forward +
