@@ -714,7 +714,7 @@ constexpr int64_t kResidentStripeBytes = int64_t{256} << 10;
 inline int cl_unit_width(int64_t N, int64_t C, int64_t S, int64_t elem_bytes) {
   if (S * kCB * elem_bytes <= kResidentStripeBytes) return kCB;
   for (const int width : {kWideCB, kMidCB}) {
-    // a width past C only as C itself (no unit narrower than its width but the tail)
+    // only widths that C reaches: no unit but the tail is narrower than the chosen width
     if (C >= width && N * ceil_div(C, width) >= at::get_num_threads()) return width;
   }
   return kCB;
