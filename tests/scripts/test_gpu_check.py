@@ -26,7 +26,7 @@ def _env(**extra):
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu-out")
-    budget = 60
+    budget = 70
     t0 = time.monotonic()
     done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), "commit-under-test"],
                           env=_env(OUT=str(out), GPU_CHECK_DRY_RUN="1", GPU_CHECK_BUDGET_S=str(budget),
