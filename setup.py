@@ -37,18 +37,26 @@ def want_cuda() -> bool:
 def extension():
     cpp_sources = sorted(glob.glob("csrc/*.cpp"))
     cuda_sources = sorted(glob.glob("csrc/*.cu"))
-    cxx_flags = ["-O3", "-fopenmp"]  # the C++ standard comes from torch.utils.cpp_extension
+    # Compile time is most of CI's build, and most of it is torch's headers. The C++ standard comes
+    # from torch.utils.cpp_extension. -g0 undoes the -g of Python's own CFLAGS: debug information
+    # for torch's header templates doubled each C++ file's compile time (csrc/common.cpp: 23 s ->
+    # 11.6 s on a 2-core CI-like VM), and GCC's code does not depend on it.
+    # TORCH_ASSERT_ONLY_METHOD_OPERATORS makes including <ATen/ATen.h> (every ATen op's header) an
+    # error: sources include <ATen/core/Tensor.h> and the <ATen/ops/*.h> they call, which took
+    # csrc/common.cpp to 7.8 s and an empty CUDA kernel file from 48 s to 34 s.
+    cxx_flags = ["-O3", "-g0", "-fopenmp"]
+    macros = [("TORCH_ASSERT_ONLY_METHOD_OPERATORS", None)]
     if want_cuda() and cuda_sources:
         print(f"pygan: building CUDA kernels ({len(cuda_sources)} files) with {CUDA_HOME}")
         return CUDAExtension(
             "pygan._C", cpp_sources + cuda_sources,
-            define_macros=[("PYGAN_WITH_CUDA", "1")],
+            define_macros=macros + [("PYGAN_WITH_CUDA", "1")],
             extra_compile_args={"cxx": cxx_flags,
                                 "nvcc": ["-O3",
                                          "--expt-relaxed-constexpr"]},
             extra_link_args=["-fopenmp"])
     print("pygan: building CPU kernels only")
-    return CppExtension("pygan._C", cpp_sources, extra_compile_args=cxx_flags,
+    return CppExtension("pygan._C", cpp_sources, define_macros=macros, extra_compile_args=cxx_flags,
                         extra_link_args=["-fopenmp"])
 
 

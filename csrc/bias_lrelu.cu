@@ -3,6 +3,8 @@
 //   dz = g * (out > 0 ? gain : gain * slope);  dx = scale * dz;  dbias = sum dx / scale
 // Dense tensors of one layout run the packed kernels (16-byte loads and stores, the channel of
 // each element derived from its memory offset); any other strides run the generic kernels.
+#include <ATen/ops/zeros.h>
+
 #include "cuda_utils.cuh"
 
 namespace pygan {

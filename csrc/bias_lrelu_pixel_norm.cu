@@ -1,4 +1,7 @@
 // Bias + leaky ReLU + pixel norm, CUDA: the act_norm kernels (see act_norm_cuda.cuh).
+#include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
+
 #include "act_norm_cuda.cuh"
 
 namespace pygan {

@@ -1,7 +1,6 @@
 // Helpers of the CPU kernels: work splits for deterministic sums, activation, argument checks.
 #pragma once
 
-#include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>

@@ -3,7 +3,6 @@
 // synchronises with the host, so steps using the ops can be captured in a CUDA graph.
 #pragma once
 
-#include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <c10/cuda/CUDAException.h>

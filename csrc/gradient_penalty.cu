@@ -2,6 +2,10 @@
 // (any dense layout with the batch dim outermost), one block per fixed-size chunk of a row; the
 // chunk sums, the norms and the loss combine in ATen in a fixed order (deterministic) on the
 // current stream, and the backward reads grad_loss from device memory: nothing synchronises.
+#include <ATen/ops/where.h>
+#include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
+
 #include "cuda_utils.cuh"
 
 namespace pygan {
@@ -99,7 +103,7 @@ std::tuple<at::Tensor, at::Tensor> gradient_penalty_cuda(const at::Tensor& grad_
     });
   }
   at::Tensor norms = partial.sum(1).sqrt_();
-  at::Tensor loss = (norms - target).square_().mean().to(grad.scalar_type());
+  at::Tensor loss = norms.sub(target).square_().mean().to(grad.scalar_type());
   return {loss, norms};
 }
 
@@ -115,8 +119,12 @@ at::Tensor gradient_penalty_bwd_cuda(const at::Tensor& grad_loss, const at::Tens
   at::Tensor out = at::empty_like(grad_);
   at::Tensor work = batch_outer_dense(out) && out.strides() == grad.strides() ? out : at::empty_like(grad);
   const int64_t N = grad.size(0), K = grad.numel() / N;
-  // coef[n] = grad_loss * 2/N * (1 - target / norm[n]), 0 where the norm is 0 (grad is 0 there)
-  const at::Tensor coef = at::where(norms > 0, (1.0 - target / norms) * (2.0 / N), at::zeros_like(norms))
+  // coef[n] = grad_loss * 2/N * (1 - target / norm[n]), 0 where the norm is 0 (grad is 0 there).
+  // Scalar - tensor and scalar / tensor spelled as ATen's operators do (TensorOperators.h would
+  // pull in the header of every ATen op, which the build keeps out: setup.py).
+  const at::Tensor ratio = at::empty_like(norms, at::MemoryFormat::Preserve).fill_(target).div_(norms);
+  const at::Tensor one_minus = at::empty_like(ratio, at::MemoryFormat::Preserve).fill_(1.0).sub_(ratio);
+  const at::Tensor coef = at::where(norms.gt(0), one_minus.mul(2.0 / N), at::zeros_like(norms))
                               .mul_(grad_loss.reshape({}).to(norms.scalar_type()).to(norms.device()))
                               .contiguous();
   if (grad.numel() > 0) {

@@ -16,6 +16,8 @@
 // adds a kernel for the chunk sums of dz and dz * xh, added up in the same two levels. Row sums
 // meet in a fixed-order tree in shared memory. No atomics: the same bits on every run; nothing
 // synchronises with the host.
+#include <ATen/ops/zeros.h>
+
 #include "cuda_utils.cuh"
 #include "instance_norm_act.h"
 

@@ -2,7 +2,7 @@
 // (.cu) kernels so that both backends refuse the same inputs with the same words.
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include <optional>
 

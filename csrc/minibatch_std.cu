@@ -3,6 +3,8 @@
 // sums of sigma over pixels and the backward's per-element update are kernels; the small
 // reductions over channel groups and samples, and the replication of the statistic, are ATen ops
 // on the current stream (deterministic, no synchronisation).
+#include <ATen/ops/arange.h>
+
 #include "cuda_utils.cuh"
 
 namespace pygan {

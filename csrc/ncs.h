@@ -2,7 +2,9 @@
 // kernels: shared by the CPU (.cpp) and CUDA (.cu) kernels.
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 
 #include <optional>
 
