@@ -238,8 +238,8 @@ def namespace_name(backend: str) -> str:
 
 def fade_in_parity_params(small, large, alphas=(0.0, 0.3, 1.0), large_alpha=0.3):
     """(low shape, high shape, alpha) parameters of the fade-in parity tests: every alpha on the
-    ``small`` shape pairs; the ``large`` ones, there for the tiling (several programs along both
-    grid axes), at ``large_alpha`` only. Alpha 0 and 1, the blend's exact edges, are checked on the
+    ``small`` shape pairs; the ``large`` ones, there for the tiling (several programs along the
+    grid's row axis; test_fade_in_tiles covers the inner axis), at ``large_alpha`` only. Alpha 0 and 1, the blend's exact edges, are checked on the
     small pairs; each run of a large pair took ~10 s under the Triton interpreter, which made the
     three alphas a fifth of CI's test time for fade_in alone."""
     params = [pytest.param(lo, hi, a, id=f"{a}-{lo}-{hi}") for lo, hi in small for a in alphas]

@@ -40,8 +40,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from op_harness import (BACKEND_PARAMS, DTYPES, MEMORY_FORMATS, OPCHECK_DTYPES, assert_op_in_compiled_graph,
-                        assert_parity, fade_in_parity_params, gradcheck_fast_mode, layout_variants, namespace, namespace_name, parity_bound,
-                        ulp)
+                        assert_parity, fade_in_parity_params, gradcheck_fast_mode, layout_variants, namespace,
+                        namespace_name, parity_bound, ulp)
 
 import pygan.nn as pnn
 import pygan.ops as ops
