@@ -19,6 +19,7 @@
 //     take a single pass over memory.
 #include "common.h"
 #include "instance_norm_act.h"
+#include "output_cache.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -797,7 +798,7 @@ at::Tensor instance_norm_act_cpu(const at::Tensor& x_, const std::optional<at::T
   const std::optional<at::Tensor> bias = bias_.has_value() ? std::optional<at::Tensor>(bias_->contiguous()) : std::nullopt;
   at::Tensor residual;
   if (residual_.has_value()) residual = ncs_input(*residual_, rv);
-  NCSOutput y(at::empty_like(x_));
+  NCSOutput y(output_like(x_));
   if (x.numel() == 0) return y.out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "instance_norm_act", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -858,7 +859,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> instance_norm_act_bwd_cpu(
   const at::Tensor grad = ncs_input(grad_, gv), x = ncs_input(x_, xv);
   const std::optional<at::Tensor> weight = weight_.has_value() ? std::optional<at::Tensor>(weight_->contiguous()) : std::nullopt;
   const std::optional<at::Tensor> bias = bias_.has_value() ? std::optional<at::Tensor>(bias_->contiguous()) : std::nullopt;
-  NCSOutput dx(at::empty_like(x_));
+  NCSOutput dx(output_like(x_));
   const int64_t C = x_.size(1);
   at::Tensor dw = at::empty({C}, x_.options()), db = at::empty({C}, x_.options());
   if (x.numel() == 0) {
