@@ -1,8 +1,9 @@
 """Turn the committed benchmark results (benchmarks/results/*.json) into PNG charts under
 benchmarks/plots/: the speed-up of each backend over the eager reference per op and mode, and
-images per second per resolution for the end-to-end ProGAN and CycleGAN steps (per device type,
-the newest run of each dtype / channels_last config, named in the title or, when there are
-several, the legend).
+images per second per resolution for the end-to-end ProGAN and CycleGAN steps (per device type;
+the ops from the newest run that measured each op, the steps from the newest run of each dtype /
+channels_last config, named in the title or, when there are several, the legend; a run's
+repeated passes as their median).
 
     python -m benchmarks.plot
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections import defaultdict
 from pathlib import Path
 
@@ -59,7 +61,7 @@ def plot_ops(env: dict, rows: list[dict]) -> Path:
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))])
     ax.set_xticklabels([f"{op}\n{mode}" for op, mode in groups], fontsize=7, rotation=45, ha="right")
     ax.set_ylabel("speed-up over eager reference (×)")
-    ax.set_title(f"pygan ops: {title_of(env)}", fontsize=9)
+    ax.set_title(f"pygan ops (newest run of each): {title_of(env)}", fontsize=9)
     ax.legend()
     return save(fig, f"ops-speedup-{env['device_type']}.png")
 
@@ -89,6 +91,31 @@ def newest_per_config(runs: list[tuple[dict, list[dict]]]) -> dict[str, tuple[di
     return merged
 
 
+def newest_per_op(runs: list[tuple[dict, list[dict]]]) -> dict[str, tuple[dict, list[dict]]]:
+    """Per device type: the rows of the newest run that measured each op (a run may cover one op
+    only, ``bench_<op>.py``, or all of them), with the newest run's environment for the title."""
+    newest: dict[tuple[str, str], tuple[dict, list[dict]]] = {}
+    for env, rows in runs:
+        for op in {r["op"] for r in rows}:
+            key = (env["device_type"], op)
+            if key not in newest or env["date"] >= newest[key][0]["date"]:
+                newest[key] = env, [r for r in rows if r["op"] == op]
+    merged: dict[str, tuple[dict, list[dict]]] = {}
+    for (device_type, _), (env, rows) in sorted(newest.items()):
+        old_env, old_rows = merged.get(device_type, (env, []))
+        merged[device_type] = max(env, old_env, key=lambda e: e["date"]), old_rows + rows
+    return merged
+
+
+def median_per_point(rows: list[dict], *keys: str) -> dict[tuple, float]:
+    """Images per second per (keys…, config, provider), the median over a run's ``--repeat``
+    passes (the last pass alone can be an outlier on a shared machine)."""
+    values: dict[tuple, list[float]] = defaultdict(list)
+    for r in rows:
+        values[(*(r[k] for k in keys), config_of(r), r["provider"])].append(r["images_per_second"])
+    return {k: statistics.median(v) for k, v in values.items()}
+
+
 def config_labels(rows: list[dict]) -> tuple[list[str], str]:
     """The configs in ``rows``, and the title suffix naming it when there is only one (else the
     legend names them)."""
@@ -101,8 +128,8 @@ def plot_progan(env: dict, rows: list[dict]) -> Path:
     second, when the chart holds several)."""
     configs, suffix = config_labels(rows)
     lines: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
-    for r in rows:
-        lines[(r["provider"], config_of(r))].append((r["resolution"], r["images_per_second"]))
+    for (resolution, config, provider), ips in median_per_point(rows, "resolution").items():
+        lines[(provider, config)].append((resolution, ips))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for (p, config), pts in sorted(lines.items(), key=lambda kv: (configs.index(kv[0][1]), rank(kv[0][0]))):
         pts.sort()
@@ -124,7 +151,7 @@ def plot_cyclegan(env: dict, rows: list[dict]) -> Path:
     configs, suffix = config_labels(rows)
     groups = sorted({(r["resolution"], config_of(r)) for r in rows}, key=lambda g: (configs.index(g[1]), g[0]))
     providers = [p for p in COLORS if any(r["provider"] == p for r in rows)]
-    value = {(r["resolution"], config_of(r), r["provider"]): r["images_per_second"] for r in rows}
+    value = median_per_point(rows, "resolution")
     fig, ax = plt.subplots(figsize=(max(6, len(groups) * 1.6), 4.5))
     width = 0.8 / max(1, len(providers))
     for i, p in enumerate(providers):
@@ -149,7 +176,7 @@ def save(fig, name: str) -> Path:
 
 def main() -> None:
     written = []
-    for env, rows in load("ops")[-2:]:
+    for env, rows in newest_per_op(load("ops")).values():
         written.append(plot_ops(env, rows))
     for env, rows in newest_per_config(load("progan_step")).values():
         written.append(plot_progan(env, rows))
