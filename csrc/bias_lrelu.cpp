@@ -3,6 +3,7 @@
 //   dz = g * gain * (y > 0 ? 1 : slope);  dx = scale * dz;  dbias[c] = sum_{n, s} dz
 // Lines run along the innermost dim: spatial rows for NCHW, channel vectors for channels_last.
 #include "common.h"
+#include "output_cache.h"
 
 namespace pygan {
 namespace {
@@ -175,7 +176,7 @@ at::Tensor bias_lrelu_cpu(const at::Tensor& x_, const std::optional<at::Tensor>&
   NCS xv;
   const at::Tensor x = ncs_input(x_, xv);
   const at::Tensor bias = bias_.has_value() ? bias_->contiguous() : at::Tensor();
-  NCSOutput y(at::empty_like(x_));
+  NCSOutput y(output_like(x_));
   if (x.numel() == 0) return y.out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bias_lrelu", [&] {
     bias_lrelu_kernel<scalar_t>(x.const_data_ptr<scalar_t>(), xv,
@@ -193,7 +194,7 @@ std::tuple<at::Tensor, at::Tensor> bias_lrelu_bwd_cpu(const at::Tensor& grad_, c
   check_x_bias(out_, std::nullopt, "bias_lrelu_bwd");
   NCS gv, ov;
   const at::Tensor grad = ncs_input(grad_, gv), out = ncs_input(out_, ov);
-  NCSOutput dx(at::empty_like(grad_));
+  NCSOutput dx(output_like(grad_));
   at::Tensor db = at::empty({bias_grad ? grad_.size(1) : 0}, grad_.options());
   if (grad.numel() == 0) {
     db.zero_();

@@ -1,5 +1,6 @@
 // Bias + leaky ReLU + pixel norm, CPU: the act_norm kernels (see act_norm_cpu.h).
 #include "act_norm_cpu.h"
+#include "output_cache.h"
 
 namespace pygan {
 namespace {
@@ -10,7 +11,7 @@ at::Tensor bias_lrelu_pixel_norm_cpu(const at::Tensor& x_, const std::optional<a
   NCS xv;
   const at::Tensor x = ncs_input(x_, xv);
   const at::Tensor bias = bias_.has_value() ? bias_->contiguous() : at::Tensor();
-  NCSOutput y(at::empty_like(x_));
+  NCSOutput y(output_like(x_));
   if (x.numel() == 0) return y.out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bias_lrelu_pixel_norm", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -31,7 +32,7 @@ std::tuple<at::Tensor, at::Tensor> bias_lrelu_pixel_norm_bwd_cpu(
   NCS gv, xv;
   const at::Tensor grad = ncs_input(grad_, gv), x = ncs_input(x_, xv);
   const at::Tensor bias = bias_.has_value() ? bias_->contiguous() : at::Tensor();
-  NCSOutput dx(at::empty_like(grad_));
+  NCSOutput dx(output_like(grad_));
   at::Tensor db = at::empty({bias_grad ? x_.size(1) : 0}, x_.options());
   if (x.numel() == 0) {
     db.zero_();

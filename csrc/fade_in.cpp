@@ -5,6 +5,7 @@
 //   d_high = alpha * gz;  d_low = (1 - alpha) * (sum of each 2x2 block of gz, or gz).
 // Loops run (n, c, h) lines over w for NCHW outputs and (n, h, w) lines over c for channels_last.
 #include "common.h"
+#include "output_cache.h"
 
 namespace pygan {
 namespace {
@@ -48,7 +49,7 @@ void for_each_nchw(int64_t N, int64_t C, int64_t H, int64_t W, const Strides4& l
 at::Tensor blend_cpu(const at::Tensor& low, const at::Tensor& high, double alpha) {
   const int64_t N = high.size(0), C = high.size(1), H = high.size(2), W = high.size(3);
   const int shift = low.sizes() != high.sizes() ? 1 : 0;
-  at::Tensor out = at::empty_like(high);
+  at::Tensor out = output_like(high);
   if (out.numel() == 0) return out;
   const Strides4 ls(low), hs(high), os(out);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, high.scalar_type(), "fade_in", [&] {
@@ -84,7 +85,7 @@ at::Tensor fade_in_cpu(const at::Tensor& low, const at::Tensor& high, const at::
   // kernels do.
   const bool half = high.scalar_type() == at::kHalf || high.scalar_type() == at::kBFloat16;
   if (!half) return blend_cpu(low, high, alpha).tanh_();
-  at::Tensor out = at::empty_like(high);
+  at::Tensor out = output_like(high);
   out.copy_(blend_cpu(low.to(at::kFloat), high.to(at::kFloat), alpha).tanh_());
   return out;
 }
@@ -102,7 +103,7 @@ std::tuple<at::Tensor, at::Tensor> fade_in_bwd_cpu(const at::Tensor& grad, const
   const int shift = upsampled ? 1 : 0;
   const int64_t h = H >> shift, w = W >> shift;
   const double alpha = alpha_value(alpha_t);
-  at::Tensor d_high = at::empty_like(grad);
+  at::Tensor d_high = output_like(grad);
   at::Tensor d_low = empty_in_layout_of({N, C, h, w}, grad);
   if (grad.numel() == 0) return {d_low, d_high};
   const Strides4 gs(grad), hs(d_high), ls(d_low), ys(use_tanh ? *tanh_out : grad);

@@ -4,6 +4,7 @@
 // Any dense layout whose batch dim is outermost is read in memory order (the norm does not care
 // about the order of a sample's elements); other layouts are made contiguous first.
 #include "common.h"
+#include "output_cache.h"
 
 #include <vector>
 
@@ -65,8 +66,8 @@ at::Tensor gradient_penalty_bwd_cpu(const at::Tensor& grad_loss, const at::Tenso
                   norms.scalar_type() == at::toOpMathType(grad_.scalar_type()),
               "pygan::gradient_penalty_bwd: norms must be (N,) in the accumulation dtype");
   const at::Tensor grad = as_rows(grad_);
-  at::Tensor out = at::empty_like(grad_);
-  at::Tensor work = batch_outer_dense(out) && out.strides() == grad.strides() ? out : at::empty_like(grad);
+  at::Tensor out = output_like(grad_);
+  at::Tensor work = batch_outer_dense(out) && out.strides() == grad.strides() ? out : output_like(grad);
   const int64_t N = grad.size(0), K = grad.numel() / N;
   const double gl = grad_loss.item<double>();
   const at::Tensor norms_c = norms.contiguous();

@@ -6,6 +6,7 @@
 // Backward: dx = grad[:, :C] + gs[m, f] / (Cf * P) * (x - mu) / (D * sigma),
 //   gs[m, f] = sum over the group's samples and pixels of grad[:, C + f].
 #include "common.h"
+#include "output_cache.h"
 
 #include <vector>
 
@@ -97,7 +98,7 @@ at::Tensor minibatch_std_bwd_cpu(const at::Tensor& grad_, const at::Tensor& x_, 
               "pygan::minibatch_std_bwd: grad must be (N, C + num_channels, H, W) with x's dtype");
   NCS xv, gv;
   const at::Tensor x = ncs_input(x_, xv), grad = ncs_input(grad_, gv);
-  NCSOutput dx(at::empty_like(x_));
+  NCSOutput dx(output_like(x_));
   if (x.numel() == 0) return dx.out;
   const int64_t M = N / G, Cf = C / F, S = xv.s;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "minibatch_std_bwd", [&] {

@@ -1,6 +1,7 @@
 // Pixel norm, CPU: the act_norm kernels with the identity activation (see act_norm_cpu.h).
 //   y = x * r,  r = rsqrt(mean_c x^2 + eps);   dx = r * g - r^3 * x * mean_c(g * x)
 #include "act_norm_cpu.h"
+#include "output_cache.h"
 
 namespace pygan {
 namespace {
@@ -15,7 +16,7 @@ at::Tensor pixel_norm_cpu(const at::Tensor& x_, double eps) {
   check_pixel_norm_input(x_, "x");
   NCS xv;
   const at::Tensor x = ncs_input(x_, xv);
-  NCSOutput y(at::empty_like(x_));
+  NCSOutput y(output_like(x_));
   if (x.numel() == 0) return y.out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "pixel_norm", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -31,7 +32,7 @@ at::Tensor pixel_norm_bwd_cpu(const at::Tensor& grad_, const at::Tensor& x_, dou
               "pygan::pixel_norm_bwd: grad must match x in shape and dtype");
   NCS gv, xv;
   const at::Tensor grad = ncs_input(grad_, gv), x = ncs_input(x_, xv);
-  NCSOutput dx(at::empty_like(grad_));
+  NCSOutput dx(output_like(grad_));
   if (x.numel() == 0) return dx.out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "pixel_norm_bwd", [&] {
     using acc_t = at::opmath_type<scalar_t>;

@@ -15,7 +15,7 @@ Public functions (each takes ``backend=`` as a keyword):
 Backend selection: :func:`set_backend`, :func:`use_backend`, the environment variable
 ``PYGAN_BACKEND``, and :func:`available_backends` to see what can run here and why not.
 
-CPU output cache: the C++ instance_norm_act kernels take their large outputs from a recycling
+CPU output cache: the C++ CPU kernels take their large outputs from a recycling
 allocator (limit ``PYGAN_CPU_CACHE_MB``, default 512, 0 disables); :mod:`pygan.ops.cpu_cache`
 reports and empties it.
 """

@@ -5,7 +5,7 @@ Every op output is a new tensor; glibc returns blocks over 32 MiB to the OS when
 step's outputs fault their pages in afresh (the OS zeroes every 4 KiB page on the kernel's first
 write). Where that costs much (the benchmarks print it: ~11 ms per 32 MiB on the README's 2-core
 VM, against ~0.6 ms to overwrite resident pages) it outweighed the kernels' own work. Outputs of
-at least 1 MiB of ``instance_norm_act`` (the CPU kernels in csrc/instance_norm_act.cpp) take their
+at least 1 MiB of every op's C++ CPU kernels (outputs and input gradients; csrc/*.cpp) take their
 storage from this cache; everything else uses PyTorch's allocator. csrc/output_cache.h has the
 details.
 

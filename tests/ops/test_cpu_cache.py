@@ -74,6 +74,62 @@ def test_outputs_in_reused_buffers_equal_fresh_ones():
                 torch.testing.assert_close(b, a, rtol=0, atol=0)
 
 
+# Every other op's C++ kernels take their outputs from the cache too: (4, 16, 64, 64) float32 is
+# 1 MiB, so each op's output and input gradients are cached (fade_in's low input is a quarter).
+OTHER_OPS = {
+    "pixel_norm": lambda x, low, b: ops.pixel_norm(x, backend="cpp"),
+    "bias_lrelu": lambda x, low, b: ops.bias_lrelu(x, b, scale=0.5, backend="cpp"),
+    "bias_lrelu_pixel_norm": lambda x, low, b: ops.bias_lrelu_pixel_norm(x, b, backend="cpp"),
+    "minibatch_std": lambda x, low, b: ops.minibatch_std(x, backend="cpp"),
+    "fade_in": lambda x, low, b: ops.fade_in(low, x, 0.3, activation="tanh", backend="cpp"),
+    "gradient_penalty": lambda x, low, b: ops.gradient_penalty(x, backend="cpp"),
+}
+# the fused penalty differentiates once (its double backward raises, by design): no second order
+FIRST_ORDER_ONLY = {"gradient_penalty"}
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("name", sorted(OTHER_OPS))
+def test_every_op_overwrites_reused_buffers(name, channels_last):
+    """The other six ops, first and second order (first only for the penalty): with NaN left in every block they reuse, the
+    output and the gradients equal those computed with the cache off, to the bit."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 16, 64, 64, generator=gen).contiguous(memory_format=fmt).requires_grad_()
+    low = torch.randn(4, 16, 32, 32, generator=gen).contiguous(memory_format=fmt).requires_grad_()
+    b = torch.randn(16, generator=gen).requires_grad_()
+    inputs = (x, low, b)
+
+    def step():
+        """Output, first-order gradients, and the gradients of <first-order gradients, h>; then
+        NaN into every tensor the op returned, so that their blocks go back to the cache stale."""
+        y = OTHER_OPS[name](*inputs)
+        g = torch.randn(y.shape, generator=torch.Generator().manual_seed(1)).to(memory_format=fmt) \
+            if y.dim() == 4 else torch.tensor(0.7)
+        used = list(inputs)
+        twice = name not in FIRST_ORDER_ONLY
+        grads = torch.autograd.grad(y, used, g, create_graph=twice, allow_unused=True)
+        pairs = [(gr, t) for gr, t in zip(grads, used) if gr is not None]
+        second = torch.autograd.grad(sum((gr * (t.detach() + 1)).sum() for gr, t in pairs),
+                                     used, allow_unused=True) if twice else ()
+        result = [y.detach().clone()] + [gr.detach().clone() for gr, _ in pairs] + \
+                 [s.clone() for s in second if s is not None]
+        for t in [y] + [gr for gr, _ in pairs] + [s for s in second if s is not None]:
+            t.detach().fill_(float("nan"))
+        return result
+
+    cpu_cache.set_limit(0)
+    fresh = step()
+    cpu_cache.set_limit(64 * MIB)
+    hits = cpu_cache.info().hits
+    for _ in range(3):   # the first fills the cache, the rest reuse its (NaN-filled) blocks
+        reused = step()
+        assert len(reused) == len(fresh)
+        for a, r in zip(fresh, reused):
+            torch.testing.assert_close(r, a, rtol=0, atol=0, equal_nan=False)
+    assert cpu_cache.info().hits > hits
+
+
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
 def test_output_strides_match_empty_like(layout):
     base = torch.randn(2, 32, 64, 128)
