@@ -17,6 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -58,9 +59,11 @@ def plot_ops(env: dict, rows: list[dict]) -> Path:
             vals.append(math.exp(sum(map(math.log, v)) / len(v)) if v else 0.0)
         ax.bar([j + i * width for j in range(len(groups))], vals, width, label=p, color=COLORS[p])
     ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log", base=2)   # ratios from 0.2x to 50x: equal steps for equal factors
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}×"))
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))])
     ax.set_xticklabels([f"{op}\n{mode}" for op, mode in groups], fontsize=7, rotation=45, ha="right")
-    ax.set_ylabel("speed-up over eager reference (×)")
+    ax.set_ylabel("speed-up over eager reference (log scale)")
     ax.set_title(f"pygan ops (newest run of each): {title_of(env)}", fontsize=9)
     ax.legend()
     return save(fig, f"ops-speedup-{env['device_type']}.png")
