@@ -77,37 +77,32 @@ def config_of(row: dict) -> str:
     return row["dtype"] + (" · channels_last" if row["channels_last"] else "")
 
 
-def newest_per_config(runs: list[tuple[dict, list[dict]]]) -> dict[str, tuple[dict, list[dict]]]:
-    """Per device type: the rows of the newest run of each (dtype, channels_last) config, merged
-    (one bench run holds one config, so fp32 and bf16 runs are separate files), with the newest
-    run's environment for the title."""
+def newest_per(runs: list[tuple[dict, list[dict]]], part_of) -> dict[str, tuple[dict, list[dict]]]:
+    """Per device type: for each part of a result (``part_of(row)``), the rows of the newest run
+    that measured it, merged, with the newest run's environment for the title."""
     newest: dict[tuple[str, str], tuple[dict, list[dict]]] = {}
     for env, rows in runs:
-        for config in {config_of(r) for r in rows}:
-            key = (env["device_type"], config)
+        for part in {part_of(r) for r in rows}:
+            key = (env["device_type"], part)
             if key not in newest or env["date"] >= newest[key][0]["date"]:
-                newest[key] = env, [r for r in rows if config_of(r) == config]
+                newest[key] = env, [r for r in rows if part_of(r) == part]
     merged: dict[str, tuple[dict, list[dict]]] = {}
     for (device_type, _), (env, rows) in sorted(newest.items()):
         old_env, old_rows = merged.get(device_type, (env, []))
         merged[device_type] = max(env, old_env, key=lambda e: e["date"]), old_rows + rows
     return merged
+
+
+def newest_per_config(runs: list[tuple[dict, list[dict]]]) -> dict[str, tuple[dict, list[dict]]]:
+    """The newest run of each (dtype, channels_last) config: one bench run holds one config, so
+    fp32 and bf16 runs are separate files."""
+    return newest_per(runs, config_of)
 
 
 def newest_per_op(runs: list[tuple[dict, list[dict]]]) -> dict[str, tuple[dict, list[dict]]]:
-    """Per device type: the rows of the newest run that measured each op (a run may cover one op
-    only, ``bench_<op>.py``, or all of them), with the newest run's environment for the title."""
-    newest: dict[tuple[str, str], tuple[dict, list[dict]]] = {}
-    for env, rows in runs:
-        for op in {r["op"] for r in rows}:
-            key = (env["device_type"], op)
-            if key not in newest or env["date"] >= newest[key][0]["date"]:
-                newest[key] = env, [r for r in rows if r["op"] == op]
-    merged: dict[str, tuple[dict, list[dict]]] = {}
-    for (device_type, _), (env, rows) in sorted(newest.items()):
-        old_env, old_rows = merged.get(device_type, (env, []))
-        merged[device_type] = max(env, old_env, key=lambda e: e["date"]), old_rows + rows
-    return merged
+    """The newest run that measured each op: a run may cover one op only (``bench_<op>.py``) or
+    all of them."""
+    return newest_per(runs, lambda r: r["op"])
 
 
 def median_per_point(rows: list[dict], *keys: str) -> dict[tuple, float]:
