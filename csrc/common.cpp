@@ -1,4 +1,5 @@
 #include "common.h"
+#include "output_cache.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -64,8 +65,7 @@ at::Tensor NCSOutput::finish() {
 at::Tensor empty_in_layout_of(at::IntArrayRef sizes, const at::Tensor& like) {
   const bool cl = like.dim() == 4 && like.is_contiguous(at::MemoryFormat::ChannelsLast) &&
                   !like.is_contiguous();
-  return at::empty(sizes, like.options().memory_format(cl ? at::MemoryFormat::ChannelsLast
-                                                           : at::MemoryFormat::Contiguous));
+  return output_empty(sizes, like, cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
 }
 
 std::string env_choice(const char* name, std::initializer_list<const char*> allowed) {

@@ -1,7 +1,9 @@
 #include "output_cache.h"
 
 #include <ATen/EmptyTensor.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <c10/util/accumulate.h>
 #include <c10/core/Allocator.h>
 #include <c10/core/impl/alloc_cpu.h>
 #include <torch/library.h>
@@ -133,15 +135,26 @@ void RecyclingAllocator::release(void* ctx) {
   delete block;
 }
 
+// Whether an output of `bytes` like `like` takes its storage from the cache.
+bool recycles(const at::Tensor& like, size_t bytes) {
+  return like.is_cpu() && bytes >= static_cast<size_t>(kRecycleMinBytes) && cache().enabled();
+}
+
+const c10::DispatchKeySet kCPU(c10::DispatchKey::CPU);
+
 }  // namespace
 
 at::Tensor output_like(const at::Tensor& x) {
-  if (!x.is_cpu() || x.nbytes() < static_cast<size_t>(kRecycleMinBytes) || !cache().enabled())
-    return at::empty_like(x);
-  const c10::DispatchKeySet cpu(c10::DispatchKey::CPU);
+  if (!recycles(x, x.nbytes())) return at::empty_like(x);
   if (x.is_non_overlapping_and_dense())
-    return at::detail::empty_strided_generic(x.sizes(), x.strides(), &cache(), cpu, x.scalar_type());
-  return at::detail::empty_generic(x.sizes(), &cache(), cpu, x.scalar_type(), x.suggest_memory_format());
+    return at::detail::empty_strided_generic(x.sizes(), x.strides(), &cache(), kCPU, x.scalar_type());
+  return at::detail::empty_generic(x.sizes(), &cache(), kCPU, x.scalar_type(), x.suggest_memory_format());
+}
+
+at::Tensor output_empty(at::IntArrayRef sizes, const at::Tensor& like, at::MemoryFormat format) {
+  const size_t bytes = static_cast<size_t>(c10::multiply_integers(sizes)) * like.element_size();
+  if (!recycles(like, bytes)) return at::empty(sizes, like.options().memory_format(format));
+  return at::detail::empty_generic(sizes, &cache(), kCPU, like.scalar_type(), format);
 }
 
 namespace output_cache {

@@ -32,6 +32,9 @@ constexpr int64_t kRecycleMinBytes = int64_t{1} << 20;
 
 at::Tensor output_like(const at::Tensor& x);
 
+// at::empty(sizes, like.options().memory_format(format)), from the cache under the same rule.
+at::Tensor output_empty(at::IntArrayRef sizes, const at::Tensor& like, at::MemoryFormat format);
+
 namespace output_cache {
 // {limit, cached bytes, cached blocks, hits, misses}
 std::vector<int64_t> info();
